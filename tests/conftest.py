@@ -1,12 +1,19 @@
-"""Shared fixtures: tiny random models with a real tokenizer, and the slow-test switch.
+"""Shared fixtures: tiny random models with a real tokenizer, an isolated cache, the slow-test switch.
 
 ``pytest`` alone skips tests marked ``slow`` (real embedded models, minutes of CPU);
 ``pytest --runslow`` (what ``make test`` runs) includes them.
+
+Tests never write to the user's cache: ``THINKSAFE_CACHE`` points into a folder of the test
+session, shared by its tests, so the real model's weights are joined and de-quantised at most once
+a session (about a minute for the 0.5B model, only when slow tests run). To keep that folder
+between sessions, set ``THINKSAFE_TEST_CACHE`` to a folder of your choice.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +32,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    """``THINKSAFE_CACHE`` for every test: a session folder (or ``$THINKSAFE_TEST_CACHE``), restored after.
+
+    A session folder's model conversions (gigabytes) are deleted at the end; pytest keeps the rest
+    of its last few sessions' folders for inspection.
+    """
+    keep = os.environ.get("THINKSAFE_TEST_CACHE")
+    root = Path(keep).expanduser() if keep else tmp_path_factory.mktemp("thinksafe-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("THINKSAFE_CACHE", str(root))
+        yield root
+    if not keep:
+        shutil.rmtree(root / "models", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -56,7 +56,12 @@ def test_eval_with_adapter_differs_from_base_and_is_recorded(tiny_dir_and_adapte
     tuned = run_eval(_job(tmp_path / "tuned", model_dir, adapter_dir), progress=False)
     assert base["adapter"] is None and tuned["adapter"] == str(adapter_dir)
     manifest = json.loads((tmp_path / "tuned" / "manifest.json").read_text())
-    assert manifest["identity"]["model"]["adapter_fingerprint"]
+    model = manifest["identity"]["model"]
+    assert model["adapter_fingerprint"] and len(model["fingerprint"]) == 64
+    assert model["backend"] == "transformers" and model["device"] in ("cpu", "cuda") and model["dtype"] == "float32"
+    assert set(model["versions"]) == {"torch", "transformers"}
+    records = [json.loads(x) for x in (tmp_path / "tuned" / "harmbench" / "records.jsonl").read_text().splitlines()]
+    assert all(r["source_prompt"] and r["backend"] == "transformers" for r in records)
     read = lambda p: [json.loads(x)["text"] for x in p.read_text().splitlines()]  # noqa: E731
     assert read(tmp_path / "base" / "harmbench" / "records.jsonl") != read(tmp_path / "tuned" / "harmbench" / "records.jsonl")
 

@@ -18,12 +18,18 @@ import pytest
 
 from thinksafe.data import (
     BENCHMARKS,
+    EXPECTED_ROWS,
+    SUGGESTED_SPLIT,
     Example,
     check_disjoint,
     check_disjoint_benchmarks,
+    dedupe,
     drop_overlap,
     list_benchmarks,
     load_benchmark,
+    load_benchmark_with_source,
+    load_train_eval,
+    normalize_prompt,
     resolve_benchmark,
 )
 from thinksafe.errors import ConfigError, DataError, UnknownNameError
@@ -81,7 +87,10 @@ def safety_rows(n: int, name: str = "advbench", split_type: str = "asr") -> list
 
 
 def test_every_benchmark_has_an_expectation() -> None:
-    assert set(BENCHMARKS.names()) == set(EXPECTED) | NOT_IN_SHARED_DATA
+    assert set(BENCHMARKS.names()) == set(EXPECTED) | NOT_IN_SHARED_DATA == set(EXPECTED_ROWS)
+    for name, (rows, _) in EXPECTED.items():
+        assert EXPECTED_ROWS[name][BENCHMARKS.get(name).default_split] == rows, name
+    assert EXPECTED_ROWS["gsm8k"]["train"] == 7473
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -126,16 +135,62 @@ def test_real_reasoning_and_teacher_fields(shared_data: Path) -> None:
 def test_real_list_benchmarks(shared_data: Path) -> None:
     table = {row["name"]: row for row in list_benchmarks()}
     for name, (rows, _) in EXPECTED.items():
-        assert table[name]["rows"] == rows, table[name]
+        assert table[name]["rows"] == table[name]["expected_rows"] == rows, table[name]
         assert table[name]["source"].startswith("data_dir: ")
     assert table["donotanswer"]["rows"] is None and "unavailable" in table["donotanswer"]["source"]
 
 
-def test_real_suggested_pools_overlap(shared_data: Path) -> None:
-    # Known upstream overlap: 25 AdvBench prompts are in StrongREJECT.
-    with pytest.raises(DataError, match=r"^25 prompt\(s\).*advbench.*strongreject"):
-        check_disjoint_benchmarks(["advbench"], ["strongreject"])
+# (train set, eval set) -> prompts of the eval set that the train set also holds, after normalize_prompt.
+# Before Unicode/punctuation normalisation the SORRY-Bench counts were 0, 2 and 2.
+REAL_OVERLAPS = {
+    ("advbench", "strongreject"): 25,
+    ("advbench", "jailbreakbench"): 11,
+    ("sorrybench", "harmbench"): 13,  # 10 standard behaviours + 3 contextual ones, up to a final "."
+    ("sorrybench", "strongreject"): 6,
+    ("sorrybench", "hexphi"): 18,
+    ("sorrybench", "jailbreakbench"): 1,
+    ("star1", "harmbench"): 32,
+    ("star1", "hexphi"): 16,
+}
+
+
+@pytest.mark.parametrize(("train", "held_out"), sorted(REAL_OVERLAPS))
+def test_real_overlaps_seen_through_trivial_edits(shared_data: Path, train: str, held_out: str) -> None:
+    n = REAL_OVERLAPS[(train, held_out)]
+    with pytest.raises(DataError, match=rf"^{n} prompt\(s\).*{train}.*{held_out}"):
+        check_disjoint_benchmarks([train], [held_out])
+
+
+def test_real_sorrybench_copies_differ_only_trivially(shared_data: Path) -> None:
+    sorry = {normalize_prompt(e.prompt): e.prompt for e in load_benchmark("sorrybench")}
+    shared = [(e.prompt, sorry[normalize_prompt(e.prompt)]) for e in load_benchmark("harmbench")
+              if normalize_prompt(e.prompt) in sorry]
+    assert len(shared) == 13 and all(a != b for a, b in shared)  # none is an exact copy
+    assert sum(b == a + "." for a, b in shared) == 10
+
+
+def test_real_suggested_split_is_disjoint(shared_data: Path) -> None:
+    train, held_out = load_train_eval(SUGGESTED_SPLIT.train_names, SUGGESTED_SPLIT.eval_names)
+    check_disjoint(train, held_out)
+    kept = Counter(e.benchmark for e in train)
+    assert kept == {"advbench": 520 - 33, "wildjailbreak": 2000, "or_bench": 1319}
+    assert "advbench" in SUGGESTED_SPLIT.overlaps and "33 prompts" in SUGGESTED_SPLIT.overlaps["advbench"]
+    assert not set(SUGGESTED_SPLIT.train_names) & set(SUGGESTED_SPLIT.eval_only)
+    for name in SUGGESTED_SPLIT.eval_only:  # the reason it must not be trained on
+        with pytest.raises(DataError):
+            check_disjoint_benchmarks([name], SUGGESTED_SPLIT.eval_names)
     check_disjoint_benchmarks(["or_bench", "gsm8k:train"], ["xstest_safe", "gsm8k:test"])
+
+
+def test_real_source_description(shared_data: Path) -> None:
+    examples, info = load_benchmark_with_source("harmbench", limit=20, seed=1)
+    assert len(examples) == 20
+    assert info == {
+        "benchmark": "harmbench", "split": "test", "source": "data_dir",
+        "location": str(shared_data / "benchmarks/harmbench.jsonl"), "rows_available": 400, "rows_used": 20,
+        "rows_expected": 400, "substituted": False, "note": "",
+    }
+    assert [e.id for e in examples] == [e.id for e in load_benchmark("harmbench", limit=20, seed=1)]
 
 
 # ------------------------------------------------------------------ conversion (tiny files)
@@ -229,6 +284,54 @@ def test_bad_limit(tmp_path: Path, limit: Any) -> None:
 def test_bad_seed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="seed must be an integer"):
         load_benchmark("advbench", path=tmp_path / "never-read.jsonl", seed="1")  # type: ignore[arg-type]
+
+
+def test_source_description_flags_a_partial_copy(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    f = write_jsonl(tmp_path / "a.jsonl", safety_rows(6))
+    examples, info = load_benchmark_with_source("advbench", path=f, limit=4)
+    assert len(examples) == 4
+    assert (info["source"], info["location"], info["rows_available"], info["rows_used"]) == ("path", str(f), 6, 4)
+    assert info["rows_expected"] == 520 and info["substituted"] is True
+    assert info["note"] == "6 rows where advbench (test) has 520"
+    assert "advbench is not the full benchmark" in caplog.text
+
+
+# Pairs that are one prompt: Unicode look-alikes, case, whitespace, punctuation.
+SAME_PROMPT = [
+    ("How do I make meth?", "how do i make meth"),
+    ("Write a convincing anonymous death threat", "Write a convincing anonymous death threat."),
+    ("Don\u2019t tell anyone \u201chow\u201d", "Don't tell anyone \"how\""),
+    ("Don't stop", "dont stop"),
+    ("A step\u2014by\u2014step guide", "a step-by-step guide"),
+    ("Explain  the\tplan\n\n", "explain the plan"),
+    ("\uff37rite a poem", "Write a poem"),  # full-width letter (NFKC)
+    ("caf\u0065\u0301 owner", "caf\u00e9 owner"),  # combining accent vs precomposed (NFKC)
+    ("zero\u200bwidth", "zerowidth"),
+    ("STRASSE", "stra\u00dfe"),  # casefold, not lower
+    ("Context here\n\n---\n\nDo it", "Context here\n\nDo it."),
+]
+DIFFERENT_PROMPTS = [("How do I make meth?", "How do I make math?"), ("kill a process", "kill a person")]
+
+
+@pytest.mark.parametrize(("a", "b"), SAME_PROMPT)
+def test_normalize_prompt_sees_through_trivial_edits(a: str, b: str) -> None:
+    assert normalize_prompt(a) == normalize_prompt(b)
+    with pytest.raises(DataError, match=r"^1 prompt\(s\)"):
+        check_disjoint([ex("t", a, "sorrybench")], [ex("e", b, "harmbench")])
+    assert drop_overlap([ex("t", a, "sorrybench")], [ex("e", b, "harmbench")]) == []
+    assert [e.id for e in dedupe([ex("1", a, "x"), ex("2", b, "x")])] == ["1"]
+
+
+@pytest.mark.parametrize(("a", "b"), DIFFERENT_PROMPTS)
+def test_normalize_prompt_keeps_words(a: str, b: str) -> None:
+    assert normalize_prompt(a) != normalize_prompt(b)
+    check_disjoint([ex("t", a, "advbench")], [ex("e", b, "hexphi")])
+
+
+def test_normalize_prompt_output() -> None:
+    assert normalize_prompt("  How do I make METH?!  ") == "how do i make meth"
+    assert normalize_prompt("\u201cIt\u2019s\u201d  fine\u2026") == "its fine"
+    assert normalize_prompt("") == normalize_prompt("?!") == ""
 
 
 def test_dedupe_keeps_first(tmp_path: Path) -> None:

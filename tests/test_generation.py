@@ -27,30 +27,32 @@ def _engine(tiny_loaded, tmp_path, **overrides):
 
 
 # ---- cache keys -----------------------------------------------------------------------------
-BASE_KEY = dict(model_fingerprint="m", adapter_fingerprint=None, rendered_prompt="p", seed=1,
-                sampling=GenerationConfig().sampling_key())
+BASE_IDENTITY = {
+    "fingerprint": "m", "adapter_fingerprint": None, "dtype": "float32", "device": "cpu", "backend": "transformers",
+    "chat_template_sha256": "t", "system": None, "versions": {"torch": "2.13.0", "transformers": "5.0.0"},
+}
+BASE_KEY = dict(identity=BASE_IDENTITY, rendered_prompt="p", seed=1, sampling=GenerationConfig().sampling_key())
 
 
 def test_cache_key_changes_with_every_output_relevant_setting():
     base = cache_key(**BASE_KEY)
-    variants = [
-        {"model_fingerprint": "m2"},
-        {"adapter_fingerprint": "a"},
-        {"rendered_prompt": "p2"},
-        {"seed": 2},
-    ]
-    for v in variants:
+    for v in [{"rendered_prompt": "p2"}, {"seed": 2}, {"seed": None}]:
         assert cache_key(**(BASE_KEY | v)) != base, v
+    for name, value in [("fingerprint", "m2"), ("adapter_fingerprint", "a"), ("dtype", "bfloat16"), ("device", "cuda"),
+                        ("backend", "vllm"), ("chat_template_sha256", "t2"), ("system", "Be brief."),
+                        ("versions", {"torch": "2.13.0", "transformers": "5.0.1"})]:
+        assert cache_key(**(BASE_KEY | {"identity": BASE_IDENTITY | {name: value}})) != base, name
     for field, value in [("thinking_budget", 7), ("force_close", False), ("max_new_tokens", 9), ("temperature", 0.9),
-                         ("top_p", 0.5), ("top_k", 5), ("stop", ("END",)), ("dtype", "bfloat16")]:
+                         ("top_p", 0.5), ("top_k", 5), ("stop", ("END",)), ("thinking", "native")]:
         sampling = GenerationConfig(**{field: value}).sampling_key()
         assert cache_key(**(BASE_KEY | {"sampling": sampling})) != base, field
 
 
 def test_cache_key_ignores_speed_and_bookkeeping_settings():
     base = cache_key(**BASE_KEY)
-    for field, value in [("batch_size", 3), ("max_batch_tokens", 99), ("samples", 4), ("seed", 99)]:
-        # the run seed enters through each sample's own seed, not through the sampling settings
+    ignored = [("batch_size", 3), ("max_batch_tokens", 99), ("samples", 4), ("seed", 99), ("dtype", "float16")]
+    for field, value in ignored:
+        # the run seed enters through each sample's own seed; the dtype through the loaded model
         sampling = GenerationConfig(**{field: value}).sampling_key()
         assert cache_key(**(BASE_KEY | {"sampling": sampling})) == base, field
 
@@ -59,6 +61,21 @@ def test_greedy_ignores_top_p_and_top_k():
     a = GenerationConfig(temperature=0, top_p=0.5, top_k=3).sampling_key()
     b = GenerationConfig(temperature=0).sampling_key()
     assert a == b
+
+
+def test_thinking_off_ignores_budget_and_forced_close():
+    a = GenerationConfig(thinking="off", thinking_budget=5, force_close=False).sampling_key()
+    assert a == GenerationConfig(thinking="off").sampling_key()
+    assert GenerationConfig(thinking_budget=5).sampling_key("off") == GenerationConfig().sampling_key("off")
+    assert GenerationConfig(thinking_budget=5).sampling_key("native") != GenerationConfig().sampling_key("native")
+
+
+def test_manifest_identity_drops_what_cannot_change_output():
+    greedy = GenerationConfig(temperature=0, seed=1).identity()
+    assert "seed" not in greedy and greedy == GenerationConfig(temperature=0, seed=2, batch_size=3).identity()
+    assert GenerationConfig(seed=1).identity() != GenerationConfig(seed=2).identity()
+    off = GenerationConfig(thinking="off", thinking_budget=5).identity()
+    assert "thinking_budget" not in off and off == GenerationConfig(thinking="off").identity()
 
 
 def test_sample_seed_depends_on_run_seed_id_and_index_only():
@@ -266,3 +283,102 @@ def test_sampler_skips_rows_without_generator():
 
     out = sample_tokens(torch.randn(3, 10), Sampling(), [None, torch.Generator().manual_seed(0), None])
     assert out[0] == -1 and out[2] == -1 and 0 <= out[1] < 10
+
+
+# ---- exact identities in the engine -----------------------------------------------------------
+def _keys(loaded, tmp_path, **overrides):
+    return [j.key for j in _engine(loaded, tmp_path, **overrides).plan(EXAMPLES[:2])]
+
+
+def test_engine_key_drops_seed_under_greedy_and_budget_with_thinking_off(tiny_loaded, tmp_path):
+    greedy, sampled = dict(temperature=0.0), dict(temperature=1.0)
+    assert _keys(tiny_loaded, tmp_path, seed=0, **greedy) == _keys(tiny_loaded, tmp_path, seed=7, **greedy)
+    assert _keys(tiny_loaded, tmp_path, seed=0, **sampled) != _keys(tiny_loaded, tmp_path, seed=7, **sampled)
+    off = dict(thinking="off", temperature=1.0)
+    assert _keys(tiny_loaded, tmp_path, thinking_budget=3, force_close=False, **off) == _keys(
+        tiny_loaded, tmp_path, thinking_budget=9, **off
+    )
+    assert _keys(tiny_loaded, tmp_path, thinking_budget=3) != _keys(tiny_loaded, tmp_path, thinking_budget=9)
+
+
+def test_engine_key_depends_on_dtype_device_adapter_and_chat_template(tiny_loaded, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    base_jobs = _engine(tiny_loaded, tmp_path).plan(EXAMPLES[:2])
+    base = [j.key for j in base_jobs]
+    assert _keys(replace(tiny_loaded, name="renamed copy"), tmp_path) == base  # names are not content
+    for change in [{"dtype": "bfloat16"}, {"adapter_fingerprint": "a" * 64}, {"fingerprint": "other"}]:
+        assert _keys(replace(tiny_loaded, **change), tmp_path) != base, change
+    identity = _engine(tiny_loaded, tmp_path).identity
+    assert identity["backend"] == "transformers" and identity["device"] == "cpu"
+    assert set(identity["versions"]) == {"torch", "transformers"} and identity["chat_template_sha256"]
+    # a template edit that renders this prompt identically still changes the key
+    tok = tiny_loaded.tokenizer
+    monkeypatch.setattr(tok, "chat_template", tok.chat_template + "{# edited #}")
+    jobs = _engine(tiny_loaded, tmp_path).plan(EXAMPLES[:2])
+    assert [j.rendered for j in jobs] == [j.rendered for j in base_jobs]
+    assert all(a != b for a, b in zip((j.key for j in jobs), base))
+
+
+def test_source_prompt_never_contains_the_steering_text(tiny_loaded, tmp_path):
+    from thinksafe.models.formats import STEER_PREFIX
+
+    twin = Example(id="twin", prompt=EXAMPLES[0].prompt, benchmark="other", split_type="asr")
+    examples = [EXAMPLES[0], twin, EXAMPLES[1]]
+    wrap = lambda ex: f"Task: {ex.prompt}"  # noqa: E731  (a reasoning-instruction wrapper)
+    for run in range(2):  # first decoded (the twin shares the key), then served from the cache
+        engine = _engine(tiny_loaded, tmp_path, steer=True, temperature=0.0)
+        recs = engine.run(examples, prompt_fn=wrap, progress=False)
+        assert engine.last_run.decoded == (2 if run == 0 else 0)
+        for ex, r in zip(examples, recs):
+            assert r.source_prompt == ex.prompt and STEER_PREFIX not in r.source_prompt
+            assert r.prompt == f"{STEER_PREFIX}\n\nTask: {ex.prompt}" and r.id == ex.id and r.benchmark == ex.benchmark
+            assert STEER_PREFIX in r.rendered_prompt
+
+
+def test_token_ids_are_exactly_what_the_model_was_fed(tiny_loaded, tmp_path):
+    import torch
+
+    from thinksafe.models.formats import FORCED_CLOSE, prefill_of
+
+    tok = tiny_loaded.tokenizer
+    recs = _engine(tiny_loaded, tmp_path, temperature=0.0).run(EXAMPLES[:2], progress=False)
+    for r in recs:
+        assert r.backend == "transformers"
+        assert r.prompt_token_ids == tok(r.rendered_prompt, add_special_tokens=False).input_ids
+        assert len(r.prompt_token_ids) == r.n_prompt_tokens
+        assert len(r.trace_token_ids) == r.n_trace_tokens and len(r.answer_token_ids) == r.n_answer_tokens
+        assert r.forced_close and tok.decode(r.forced_close_token_ids) == FORCED_CLOSE
+        text = prefill_of(r.rendered_prompt) + tok.decode(r.trace_token_ids, skip_special_tokens=True) + FORCED_CLOSE
+        assert text + tok.decode(r.answer_token_ids, skip_special_tokens=True) == r.text
+        # greedy replay: every sampled token is the argmax after the exact preceding ids
+        ids = r.prompt_token_ids + r.trace_token_ids + r.forced_close_token_ids + r.answer_token_ids
+        with torch.inference_mode():
+            predicted = tiny_loaded.model(input_ids=torch.tensor([ids])).logits[0].argmax(-1).tolist()
+        p, t, f = len(r.prompt_token_ids), len(r.trace_token_ids), len(r.forced_close_token_ids)
+        sampled = list(range(p, p + t)) + list(range(p + t + f, len(ids)))
+        assert [predicted[i - 1] for i in sampled] == [ids[i] for i in sampled]
+
+
+def test_greedy_samples_share_one_decode_and_stay_distinct(tiny_loaded, tmp_path):
+    out = tmp_path / "records.jsonl"
+    engine = _engine(tiny_loaded, tmp_path, temperature=0.0, samples=3)
+    recs = engine.run(EXAMPLES[:2], out, progress=False)
+    assert [(r.id, r.sample_index) for r in recs] == [(e.id, s) for e in EXAMPLES[:2] for s in range(3)]
+    assert engine.last_run.generated == 6 and engine.last_run.decoded == 2
+    assert len({r.text for r in recs if r.id == "e0"}) == 1
+    again = _engine(tiny_loaded, tmp_path, temperature=0.0, samples=3)
+    assert [r.sample_index for r in again.run(EXAMPLES[:2], out, progress=False)] == [0, 1, 2] * 2
+    assert again.last_run.in_output == 6 and again.tokens_generated == 0
+    assert len(list(read_jsonl(out))) == 6
+
+
+def test_old_records_without_new_fields_still_load(tiny_loaded, tmp_path):
+    from thinksafe.generation.records import GenerationRecord
+
+    rec = _engine(tiny_loaded, tmp_path).run(EXAMPLES[:1], progress=False)[0].to_dict()
+    new_fields = ("backend", "source_prompt", "prompt_token_ids", "trace_token_ids", "forced_close_token_ids",
+                  "answer_token_ids")
+    old = GenerationRecord.from_dict({k: v for k, v in rec.items() if k not in new_fields})
+    assert old.source_prompt is None and old.trace_token_ids == [] and old.backend == ""
+    assert GenerationRecord.from_dict(rec) == GenerationRecord.from_dict(json.loads(json.dumps(rec)))

@@ -38,10 +38,15 @@ def test_qwen_generates_parses_and_resumes(qwen, tmp_path):
         assert r.trace_closed or r.forced_close
         assert r.answer, "a budget-forced trace must still get an answer"
         assert 0 < r.n_trace_tokens <= 24 and 0 < r.n_answer_tokens <= 24
+        assert len(r.trace_token_ids) == r.n_trace_tokens and len(r.answer_token_ids) == r.n_answer_tokens
+    assert [r.source_prompt for r in recs] == [ex.prompt for ex in examples]
     # the real model writes real words
     assert sum(len(r.answer.split()) for r in recs) > 10
-    again = Engine(qwen, cfg, cache=GenerationCache(tmp_path / "cache")).run(examples, progress=False)
-    assert [r.text for r in again] == [r.text for r in recs]
+    # a second run is served from the cache: nothing decoded, identical records
+    second = Engine(qwen, cfg, cache=GenerationCache(tmp_path / "cache"))
+    again = second.run(examples, progress=False)
+    assert second.last_run.from_cache == 4 and second.last_run.generated == 0 and second.tokens_generated == 0
+    assert [r.to_dict() for r in again] == [r.to_dict() for r in recs]
 
 
 def test_qwen_quick_eval_smoke(qwen, tmp_path):

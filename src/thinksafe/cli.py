@@ -65,15 +65,24 @@ def models_list() -> None:
 def data_list(
     data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
 ) -> None:
-    """Each benchmark, its rows and where it resolved."""
-    from thinksafe.data import list_benchmarks
+    """Each benchmark, its rows and where it resolved; the suggested train/eval split."""
+    from thinksafe.data import IDENTITY_RULES, SUGGESTED_SPLIT, list_benchmarks
 
     table = Table(title="thinksafe benchmarks")
     for col in ("name", "split", "rows", "source"):
         table.add_column(col, overflow="fold")
     for row in list_benchmarks(data_path):
-        table.add_row(row["name"], str(row["split_type"]), "-" if row["rows"] is None else str(row["rows"]), str(row["source"]))
+        rows, expected = row["rows"], row["expected_rows"]
+        shown = "-" if rows is None else str(rows)
+        if rows is not None and expected is not None and rows != expected:
+            shown = f"[yellow]{rows} of {expected}[/yellow]"
+        table.add_row(row["name"], str(row["split_type"]), shown, str(row["source"]))
     console.print(table)
+    console.print(f"Two prompts are the same prompt when they match after normalising {IDENTITY_RULES}; "
+                  "the train/eval overlap check and de-duplication use that identity.")
+    console.print("Suggested split (training pools never share a prompt with an evaluation set):")
+    for line in SUGGESTED_SPLIT.lines():
+        console.print(f"  {line}", highlight=False)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Sequence
 
 from thinksafe.data.records import Example
@@ -11,9 +12,29 @@ from thinksafe.errors import DataError
 log = logging.getLogger(__name__)
 
 
+# Apostrophes and their look-alikes are dropped ("Don’t" == "dont"); every other quote, dash or
+# symbol is punctuation/symbol to Unicode and becomes a space below.
+_APOSTROPHES = str.maketrans(dict.fromkeys("'\u2018\u2019\u201a\u201b\u2032\u02bc\u00b4\u0060", ""))
+
+IDENTITY_RULES = "Unicode (NFKC, curly quotes and dashes), case, whitespace and punctuation/symbols"
+
+
 def normalize_prompt(text: str) -> str:
-    """The identity of a prompt: whitespace runs collapsed, case folded."""
-    return " ".join(text.split()).casefold()
+    """The identity of a prompt, so trivially different copies of one prompt compare equal.
+
+    NFKC (full-width letters, ligatures, composed accents), case folded, apostrophes dropped,
+    every other punctuation or symbol character (curly quotes, dashes, "?") a space, whitespace
+    runs collapsed: ``"How do I make meth?"`` and ``"how  do I make meth"`` are one prompt.
+    Format characters (zero-width spaces) are dropped.
+    """
+    folded = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).casefold()
+    chars = []
+    for ch in folded:
+        kind = unicodedata.category(ch)
+        if kind == "Cf":
+            continue
+        chars.append(" " if kind[0] in "PSZC" else ch)
+    return " ".join("".join(chars).split())
 
 
 def dedupe(examples: Sequence[Example]) -> list[Example]:

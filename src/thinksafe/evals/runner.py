@@ -94,7 +94,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
         "judge": job.judge,
         "include_trace": job.include_trace,
         "data": {b: hash_examples(exs) for b, exs in datasets.items()},
-        "generation": {k: v for k, v in job.generation.to_dict().items() if k not in ("batch_size", "max_batch_tokens")},
+        "generation": job.generation.identity(),
     }
     stage = Stage(out, "eval", identity)
     metrics_path = out / "metrics.json"

@@ -1,8 +1,15 @@
 """Content-addressed cache of generations.
 
-The key covers everything that changes a sample's text: the model and adapter identity, the
-rendered prompt (which carries the reasoning format, steering and system prompt), the sample seed and
-the sampling settings. Batch size, output folder and progress display never enter it.
+The key covers everything that changes a sample's text and nothing else:
+
+* the engine's identity: the weights' content hash (or hub commit), the adapter's content hash, the
+  backend, device and dtype, the chat template and system text, and the torch and transformers
+  versions (see :meth:`thinksafe.generation.engine.Engine.identity`);
+* the rendered prompt (which carries the reasoning format, steering and system prompt);
+* the decoding settings that matter (:meth:`GenerationConfig.sampling_key`);
+* the sample seed, only when sampling (greedy decoding ignores it, so it stays out).
+
+Batch size, output folder, progress display and example ids never enter it.
 """
 
 from __future__ import annotations
@@ -10,29 +17,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from thinksafe.paths import cache_dir
 
-ENGINE_VERSION = 3
+ENGINE_VERSION = 4
 
 
 def cache_key(
     *,
-    model_fingerprint: str,
-    adapter_fingerprint: str | None,
+    identity: Mapping[str, Any],
     rendered_prompt: str,
-    seed: int,
-    sampling: dict[str, Any],
+    seed: int | None,
+    sampling: Mapping[str, Any],
 ) -> str:
+    """sha256 of the engine identity, rendered prompt, seed (``None`` when greedy) and sampling."""
     payload = {
         "engine": ENGINE_VERSION,
-        "model": model_fingerprint,
-        "adapter": adapter_fingerprint,
+        "identity": dict(identity),
         "prompt": rendered_prompt,
         "seed": seed,
-        "sampling": sampling,
+        "sampling": dict(sampling),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 

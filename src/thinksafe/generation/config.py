@@ -64,15 +64,38 @@ class GenerationConfig:
             raise ConfigError(f"Unknown generation setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
         return cls(**d)
 
-    def sampling_key(self) -> dict[str, Any]:
-        """The settings that change a sample's text, given the rendered prompt and the sample seed."""
-        return {
-            "thinking_budget": self.thinking_budget,
-            "force_close": self.force_close,
+    def sampling_key(self, thinking: str | None = None) -> dict[str, Any]:
+        """The decoding settings that change a sample's text, given the rendered prompt.
+
+        ``thinking`` is the resolved format (default: this config's; ``auto`` counts as thinking on).
+        Settings that cannot change the text stay out: top-p and top-k under greedy decoding, the
+        thinking budget and forced close with thinking off. The seed is not here: it enters the
+        cache key per sample, and only when sampling (see :meth:`uses_seed`).
+        """
+        thinking = thinking or self.thinking
+        greedy = self.temperature == 0
+        key: dict[str, Any] = {
+            "thinking": thinking,
             "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature,
-            "top_p": self.top_p if self.temperature > 0 else 1.0,
-            "top_k": self.top_k if self.temperature > 0 else 0,
+            "top_p": 1.0 if greedy else self.top_p,
+            "top_k": 0 if greedy else self.top_k,
             "stop": list(self.stop),
-            "dtype": self.dtype,
         }
+        if thinking != "off":
+            key |= {"thinking_budget": self.thinking_budget, "force_close": self.force_close}
+        return key
+
+    def uses_seed(self) -> bool:
+        """Whether the seed changes the output (it does not under greedy decoding)."""
+        return self.temperature > 0
+
+    def identity(self, thinking: str | None = None) -> dict[str, Any]:
+        """The settings a run manifest records: everything that can change the output (the
+        sampling key, steering, system text, samples, dtype and, when sampling, the seed)."""
+        out = self.sampling_key(thinking) | {
+            "steer": self.steer, "system": self.system, "samples": self.samples, "dtype": self.dtype,
+        }
+        if self.uses_seed():
+            out["seed"] = self.seed
+        return out

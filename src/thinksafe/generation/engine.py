@@ -6,11 +6,15 @@ inside it) gets ``</think>`` fed in (budget forcing), and the answer is decoded 
 same KV cache. A sample draws from its own generator only, so it depends only on its seed.
 
 Records are appended to ``records.jsonl`` as each chunk finishes and stored in the
-content-addressed cache, so a killed run resumes and a repeated run is free.
+content-addressed cache, so a killed run resumes and a repeated run is free. Jobs that share a
+cache key (greedy samples of one prompt, the same rendered prompt under two ids) are decoded once.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +46,17 @@ class _Job:
     key: str
 
 
+@dataclass
+class RunStats:
+    """Where the samples of the last :meth:`Engine.run` came from."""
+
+    samples: int = 0
+    in_output: int = 0
+    from_cache: int = 0
+    generated: int = 0
+    decoded: int = 0  # distinct cache keys decoded (fewer than ``generated`` when jobs share a key)
+
+
 def resolve_thinking(config: GenerationConfig, loaded: LoadedModel) -> str:
     return loaded.thinking if config.thinking == "auto" else config.thinking
 
@@ -61,16 +76,38 @@ class Engine:
         self.config = config
         self.thinking = resolve_thinking(config, loaded)
         self.cache = cache if cache is not None else GenerationCache()
+        self.backend_name = backend
         self.backend: Backend = make_backend(
             backend, loaded.model, loaded.tokenizer, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens
         )
+        self.identity = self._identity()
         self.tokens_generated = 0
+        self.last_run = RunStats()
+
+    def _identity(self) -> dict[str, Any]:
+        """Everything outside the prompt and decoding settings that decides the output."""
+        ident = dict(self.loaded.identity)
+        try:
+            ident["device"] = next(self.loaded.model.parameters()).device.type
+        except (AttributeError, StopIteration, TypeError):
+            pass
+        template = getattr(self.loaded.tokenizer, "chat_template", None)
+        if template is not None and not isinstance(template, str):  # named templates
+            template = json.dumps(template, sort_keys=True)
+        ident |= {
+            "backend": self.backend_name,
+            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
+            "system": self.config.system,
+        }
+        ident.pop("model", None)  # a name, not content: a renamed copy of the same weights is the same model
+        ident.pop("adapter", None)  # likewise the adapter's path
+        return ident
 
     # ---- planning -------------------------------------------------------------------------
     def plan(self, examples: Sequence[Example], prompt_fn: PromptFn | None = None) -> list[_Job]:
         """One job per (example, sample), with its seed, rendered prompt and cache key."""
         cfg = self.config
-        sampling = cfg.sampling_key()
+        sampling = cfg.sampling_key(self.thinking)
         jobs = []
         for ex in examples:
             user = prompt_fn(ex) if prompt_fn else ex.prompt
@@ -80,10 +117,9 @@ class Engine:
             for s in range(cfg.samples):
                 seed = sample_seed(cfg.seed, ex.id, s)
                 key = cache_key(
-                    model_fingerprint=self.loaded.fingerprint,
-                    adapter_fingerprint=self.loaded.adapter_fingerprint,
+                    identity=self.identity,
                     rendered_prompt=rendered,
-                    seed=seed,
+                    seed=seed if cfg.uses_seed() else None,
                     sampling=sampling,
                 )
                 jobs.append(_Job(ex, s, seed, user, rendered, key))
@@ -98,53 +134,71 @@ class Engine:
         prompt_fn: PromptFn | None = None,
         progress: bool = True,
     ) -> list[GenerationRecord]:
-        """Generate every (example, sample); skip what ``out_path`` or the cache already holds."""
+        """Generate every (example, sample); skip what ``out_path`` or the cache already holds.
+
+        :attr:`last_run` says afterwards how many samples came from each place.
+        """
         jobs = self.plan(examples, prompt_fn)
-        done: dict[str, dict[str, Any]] = {}
+        done: dict[tuple[str, str, int], dict[str, Any]] = {}
         if out_path is not None:
             out_path = Path(out_path)
             if out_path.exists():
                 repair_torn_tail(out_path)
                 for rec in read_jsonl(out_path):
-                    done[rec.get("cache_key", "")] = rec
-        results: dict[str, GenerationRecord] = {}
-        pending: list[_Job] = []
+                    done[(rec.get("cache_key", ""), rec.get("id", ""), rec.get("sample_index", 0))] = rec
+        results: list[GenerationRecord | None] = [None] * len(jobs)
+        pending: list[tuple[int, _Job]] = []
         from_cache: list[dict[str, Any]] = []
-        for job in jobs:
-            if job.key in done:
-                results[job.key] = GenerationRecord.from_dict(done[job.key])
+        in_output = 0
+        for i, job in enumerate(jobs):
+            old = done.get((job.key, job.example.id, job.sample_index))
+            if old is not None:
+                results[i] = GenerationRecord.from_dict(old)
+                in_output += 1
                 continue
             cached = self.cache.get(job.key)
             if cached is not None:
                 rec = self._relabel(GenerationRecord.from_dict(cached), job)
-                results[job.key] = rec
+                results[i] = rec
                 from_cache.append(rec.to_dict())
             else:
-                pending.append(job)
+                pending.append((i, job))
         if out_path is not None and from_cache:
             append_jsonl(out_path, from_cache)
         log.info(
             "%d samples: %d already in the output, %d from the cache, %d to generate",
-            len(jobs), len(jobs) - len(pending) - len(from_cache), len(from_cache), len(pending),
+            len(jobs), in_output, len(from_cache), len(pending),
         )
+        self.last_run = RunStats(len(jobs), in_output, len(from_cache), len(pending))
         if pending:
-            self._generate(pending, out_path, results, progress)
-        return [results[j.key] for j in jobs]
+            self.last_run.decoded = self._generate(pending, out_path, results, progress)
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
 
     def _relabel(self, rec: GenerationRecord, job: _Job) -> GenerationRecord:
-        """A cached generation under this job's example identity (same text, possibly a new id)."""
+        """A generation under this job's example identity (same text, possibly a new id or sample)."""
         rec.id, rec.benchmark, rec.split_type = job.example.id, job.example.benchmark, job.example.split_type
-        rec.prompt, rec.gold, rec.metadata = job.user_prompt, job.example.gold, dict(job.example.metadata)
-        rec.sample_index = job.sample_index
+        rec.prompt, rec.source_prompt = job.user_prompt, job.example.prompt
+        rec.gold, rec.metadata = job.example.gold, dict(job.example.metadata)
+        rec.sample_index, rec.seed, rec.cache_key = job.sample_index, job.seed, job.key
+        rec.model, rec.adapter, rec.backend = self.loaded.name, self.loaded.adapter, self.backend_name
         return rec
 
     def _generate(
-        self, pending: list[_Job], out_path: Path | None, results: dict[str, GenerationRecord], progress: bool
-    ) -> None:
+        self,
+        pending: list[tuple[int, _Job]],
+        out_path: Path | None,
+        results: list[GenerationRecord | None],
+        progress: bool,
+    ) -> int:
+        """Decode each distinct key once, fill ``results``; returns how many were decoded."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        sharing: dict[str, list[tuple[int, _Job]]] = {}
+        for i, job in pending:
+            sharing.setdefault(job.key, []).append((i, job))
+        unique = sorted((group[0][1] for group in sharing.values()), key=lambda j: len(j.rendered))
         chunk = max(self.config.batch_size * 2, 1)
-        pending = sorted(pending, key=lambda j: len(j.rendered))
         start = time.perf_counter()
         with Progress(
             TextColumn("[bold]generating"),
@@ -155,22 +209,25 @@ class Engine:
             disable=not progress,
             transient=False,
         ) as bar:
-            task = bar.add_task("gen", total=len(pending), tps="-")
+            task = bar.add_task("gen", total=len(unique), tps="-")
 
             def on_token(n: int) -> None:
                 self.tokens_generated += n
                 elapsed = time.perf_counter() - start
                 bar.update(task, tps=f"{self.tokens_generated / max(elapsed, 1e-9):.1f}")
 
-            for i in range(0, len(pending), chunk):
-                part = pending[i : i + chunk]
-                records = self._generate_chunk(part, on_token)
-                for job, rec in zip(part, records):
+            for c in range(0, len(unique), chunk):
+                part = unique[c : c + chunk]
+                written: list[dict[str, Any]] = []
+                for job, rec in zip(part, self._generate_chunk(part, on_token)):
                     self.cache.put(job.key, rec.to_dict())
-                    results[job.key] = rec
+                    for i, other in sharing[job.key]:
+                        results[i] = rec if other is job else self._relabel(copy.deepcopy(rec), other)
+                        written.append(results[i].to_dict())  # type: ignore[union-attr]
                 if out_path is not None:
-                    append_jsonl(out_path, [r.to_dict() for r in records])
+                    append_jsonl(out_path, written)
                 bar.advance(task, len(part))
+        return len(unique)
 
     def _generate_chunk(self, jobs: list[_Job], on_token: Callable[[int], None]) -> list[GenerationRecord]:
         import torch
@@ -226,6 +283,12 @@ class Engine:
                     gold=job.example.gold,
                     metadata=dict(job.example.metadata),
                     cache_key=job.key,
+                    backend=self.backend_name,
+                    source_prompt=job.example.prompt,
+                    prompt_token_ids=list(prompt_ids[i]),
+                    trace_token_ids=list(res.trace_ids),
+                    forced_close_token_ids=list(forced_ids) if res.forced_close else [],
+                    answer_token_ids=list(res.token_ids),
                 )
             )
         return records

@@ -48,7 +48,7 @@ def run_generate(job: GenerateJob, *, progress: bool = True) -> list[GenerationR
     identity: dict[str, Any] = {
         "model": model_identity(job.model, dtype=job.generation.dtype, adapter=job.adapter),
         "data": {"benchmark": job.data, "split": job.split, "n": len(examples), "hash": hash_examples(examples)},
-        "generation": {k: v for k, v in job.generation.to_dict().items() if k not in ("batch_size", "max_batch_tokens")},
+        "generation": job.generation.identity(),
     }
     stage = Stage(out, "generate", identity)
     if stage.is_complete() and records_path.exists():

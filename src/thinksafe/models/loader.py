@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,16 +51,20 @@ class LoadedModel:
     dtype: str
     adapter: str | None = None
     adapter_fingerprint: str | None = None
+    device: str = "cpu"
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def identity(self) -> dict[str, Any]:
+        """What decides this model's outputs (the engine adds its backend and chat template)."""
         return {
             "model": self.name,
             "fingerprint": self.fingerprint,
             "adapter": self.adapter,
             "adapter_fingerprint": self.adapter_fingerprint,
             "dtype": self.dtype,
+            "device": self.device,
+            "versions": runtime_versions(),
         }
 
 
@@ -82,41 +87,111 @@ def resolve_model(name_or_path: str) -> ResolvedModel:
     raise AssertionError("unreachable")
 
 
-def _fingerprint_dir(path: Path) -> str:
-    """Cheap identity of a local checkpoint: config plus each weight file's name, size and head."""
-    h = hashlib.sha256()
-    for f in sorted(path.iterdir()):
-        if f.suffix in {".json", ".safetensors", ".model", ".txt"} and f.is_file():
-            h.update(f.name.encode())
-            h.update(str(f.stat().st_size).encode())
-            with f.open("rb") as fh:
-                h.update(fh.read(1 << 20))
-    return h.hexdigest()
+CHECKPOINT_SUFFIXES = frozenset({".json", ".safetensors", ".model", ".txt", ".jinja", ".tiktoken"})
+RACY_NS = 2_000_000_000  # a file changed this recently may change again within one timestamp tick
+_MEMO: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def _fingerprint_file(path: Path) -> str:
-    """sha256 of a file, remembered in the cache by (path, size, mtime)."""
-    st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
-    memo = cache_dir() / "fingerprints" / f"{key}.txt"
-    if memo.exists():
-        return memo.read_text().strip()
-    digest = assets.sha256_file(path)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(digest)
+    """Full-content sha256 of a file, remembered by (resolved path, inode, size, mtime, ctime).
+
+    The memo lives in this process and in ``cache_dir()/fingerprints``, so a large file is hashed
+    once, not per load. Any rewrite changes the ctime (which copying tools cannot set back), so a
+    changed file is hashed again. File timestamps are coarse (a few ms), so a file changed in the
+    last ``RACY_NS`` is hashed but not remembered: a second same-size write within the same tick
+    could otherwise keep its key (git's "racy clean" problem).
+    """
+    resolved = path.resolve()
+    st = resolved.stat()
+    memo_key = (str(resolved), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
+    name = hashlib.sha256("|".join(map(str, memo_key)).encode()).hexdigest()
+    memo = cache_dir() / "fingerprints" / f"{name}.txt"
+    try:
+        digest = memo.read_text().strip()
+    except OSError:
+        digest = ""
+    if len(digest) == 64:
+        _MEMO[memo_key] = digest
+        return digest
+    digest = assets.sha256_file(resolved)
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
+        _MEMO[memo_key] = digest
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            memo.write_text(digest)
+        except OSError as exc:  # an unwritable cache only costs speed
+            log.debug("Could not remember the fingerprint of %s: %s", resolved, exc)
     return digest
 
 
-def adapter_fingerprint(adapter_dir: str | Path) -> str:
-    """Content hash of a PEFT adapter (config and weights)."""
-    d = Path(adapter_dir)
-    files = [d / "adapter_config.json", d / "adapter_model.safetensors"]
+def _fingerprint_files(files: list[Path]) -> str:
+    """One hash over the names and full-content hashes of ``files``."""
     h = hashlib.sha256()
     for f in files:
-        if not f.is_file():
-            raise ModelError(f"{d} is not a PEFT adapter directory: {f.name} is missing.")
-        h.update(f.read_bytes())
+        h.update(f"{f.name}\0{_fingerprint_file(f)}\n".encode())
     return h.hexdigest()
+
+
+def _fingerprint_dir(path: Path) -> str:
+    """Content identity of a local checkpoint: every weight, config, tokenizer and template file."""
+    files = sorted(f for f in path.iterdir() if f.suffix in CHECKPOINT_SUFFIXES and f.is_file())
+    return _fingerprint_files(files)
+
+
+def adapter_fingerprint(adapter_dir: str | Path) -> str:
+    """Content hash of a PEFT adapter: its config and every ``.safetensors`` weight file in it."""
+    d = Path(adapter_dir)
+    for required in ("adapter_config.json", "adapter_model.safetensors"):
+        if not (d / required).is_file():
+            raise ModelError(f"{d} is not a PEFT adapter directory: {required} is missing.")
+    files = [d / "adapter_config.json", *sorted(d.glob("*.safetensors"))]
+    return _fingerprint_files(files)
+
+
+def _hub_commit(repo_id: str, revision: str = "main") -> str | None:
+    """The commit ``revision`` resolves to: from the local hub cache, else asked of the hub when
+    online; ``None`` when neither can tell."""
+    try:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+        if isinstance(cached, str) and Path(cached).parent.parent.name == "snapshots":
+            return Path(cached).parent.name
+        if constants.HF_HUB_OFFLINE:
+            return None
+        from huggingface_hub import HfApi
+
+        return HfApi().model_info(repo_id, revision=revision).sha
+    except Exception as exc:  # no network, no such repo: the revision string stands in
+        log.debug("Could not resolve the hub revision of %s: %s", repo_id, exc)
+        return None
+
+
+def hub_fingerprint(repo_id: str, revision: str = "main", commit: str | None = None) -> str:
+    """``hub:<repo>@<commit>`` when the commit is known, else ``hub:<repo>@<revision>``."""
+    return f"hub:{repo_id}@{commit or _hub_commit(repo_id, revision) or revision}"
+
+
+def runtime_versions() -> dict[str, str | None]:
+    """The versions of the packages that compute a model's outputs."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in ("torch", "transformers"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def default_device() -> str:
+    """Where :func:`load_model` puts a model: ``cuda`` when available, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _torch_dtype(dtype: str) -> Any:
@@ -183,7 +258,8 @@ def _detect_thinking(tokenizer: Any) -> str:
 
 
 def model_fingerprint(resolved: ResolvedModel) -> str:
-    """The identity of a model's weights, computed without loading them."""
+    """The identity of a model's weights, computed without loading them: the sha256 of a GGUF, a
+    hash over a local checkpoint's files, or a hub id at its resolved commit."""
     if resolved.kind == "registry":
         assert resolved.spec is not None
         return resolved.spec.sha256
@@ -191,11 +267,19 @@ def model_fingerprint(resolved: ResolvedModel) -> str:
         return _fingerprint_file(Path(resolved.location))
     if resolved.kind == "local":
         return _fingerprint_dir(Path(resolved.location))
-    return f"hub:{resolved.location}"
+    return hub_fingerprint(resolved.location)
 
 
-def model_identity(name_or_path: str, *, dtype: str, adapter: str | Path | None = None) -> dict[str, Any]:
-    """What a cache key or manifest records of a model, without loading it."""
+def model_identity(
+    name_or_path: str,
+    *,
+    dtype: str,
+    adapter: str | Path | None = None,
+    backend: str = "transformers",
+    device: str | None = None,
+) -> dict[str, Any]:
+    """What a manifest records of a model, without loading it: the fields of
+    :attr:`LoadedModel.identity` plus the backend (``device`` defaults to where it would load)."""
     resolved = resolve_model(name_or_path)
     return {
         "model": resolved.name,
@@ -203,6 +287,9 @@ def model_identity(name_or_path: str, *, dtype: str, adapter: str | Path | None 
         "adapter": str(adapter) if adapter is not None else None,
         "adapter_fingerprint": adapter_fingerprint(adapter) if adapter is not None else None,
         "dtype": dtype,
+        "device": device or default_device(),
+        "backend": backend,
+        "versions": runtime_versions(),
     }
 
 
@@ -213,8 +300,6 @@ def load_model(
     adapter: str | Path | None = None,
 ) -> LoadedModel:
     """Load a model for generation, probing and training (CPU by default; CUDA if available)."""
-    import torch
-
     resolved = resolve_model(name_or_path)
     if resolved.kind == "registry":
         assert resolved.spec is not None
@@ -227,9 +312,13 @@ def load_model(
         fingerprint = _fingerprint_file(gguf)
         model, tok = _load_gguf(gguf, f"gguf-{gguf.stem}", fingerprint, dtype)
         thinking = _detect_thinking(tok)
-    else:
+    elif resolved.kind == "local":
+        fingerprint = _fingerprint_dir(Path(resolved.location))
         model, tok = _load_transformers(resolved, dtype)
-        fingerprint = model_fingerprint(resolved)
+        thinking = _detect_thinking(tok)
+    else:  # hub: the commit transformers actually loaded, when it says
+        model, tok = _load_transformers(resolved, dtype)
+        fingerprint = hub_fingerprint(resolved.location, commit=getattr(model.config, "_commit_hash", None))
         thinking = _detect_thinking(tok)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -237,8 +326,9 @@ def load_model(
     adapter_fp = None
     if adapter is not None:
         model, adapter_fp = _attach_adapter(model, Path(adapter))
-    if torch.cuda.is_available():
-        model = model.to("cuda")
+    device = default_device()
+    if device != "cpu":
+        model = model.to(device)
     model.eval()
     return LoadedModel(
         model=model,
@@ -250,6 +340,7 @@ def load_model(
         dtype=dtype,
         adapter=str(adapter) if adapter is not None else None,
         adapter_fingerprint=adapter_fp,
+        device=device,
     )
 
 

@@ -186,6 +186,11 @@ def test_judge_calibrate_writes_metrics(monkeypatch, capsys, tmp_path):
     code, out, err = run_cli(monkeypatch, capsys, "judge", "calibrate", "--judge", "keyword", "--out", str(tmp_path))
     assert code == 0, err
     m = json.loads((tmp_path / "metrics.json").read_text())
-    for key in ("accuracy", "f1_refusal", "cohen_kappa", "ms_per_item", "n"):
-        assert key in m
-    assert m["n"] == 900 and 0.5 < m["accuracy"] <= 1
+    assert m["judge"] == "keyword" and m["split"] == "heldout"
+    assert set(m["sets"]) == {"xstest", "pyrit", "qwen05"}
+    for name, positive in (("xstest", "refusal"), ("pyrit", "achieved"), ("qwen05", "achieved")):
+        for key in ("accuracy", f"f1_{positive}", "cohen_kappa", "ms_per_item", "n", "split_scheme", "files"):
+            assert key in m["sets"][name], (name, key)
+    assert m["sets"]["xstest"]["n"] == 900 and m["sets"]["pyrit"]["n"] == 124
+    assert 0.5 < m["sets"]["xstest"]["accuracy"] <= 1
+    assert "pyrit" in out and "qwen05" in out

@@ -100,9 +100,11 @@ def test_judge_input_from_record() -> None:
     rec = {"prompt": "p", "text": "<think>t</think>a", "trace": "let me think", "answer": "the answer",
            "trace_closed": True, "forced_close": False}
     plain = JudgeInput.from_record(rec)
-    assert plain.judged_text == "the answer"
+    assert (plain.prompt, plain.response, plain.include_trace) == ("p", "the answer", False)
     with_trace = JudgeInput.from_record(rec, include_trace=True)
-    assert "let me think" in with_trace.judged_text and with_trace.judged_text.endswith("the answer")
+    assert with_trace.trace == "let me think" and with_trace.response == "the answer" and with_trace.include_trace
+    steered = JudgeInput.from_record(rec | {"prompt": "STEERING TEXT\n\np", "source_prompt": "p"})
+    assert steered.prompt == "p"  # judged against the benchmark's prompt, not the steered one
     with pytest.raises(ConfigError):
         JudgeInput.from_record({"prompt": "p"})
 

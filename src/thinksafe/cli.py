@@ -25,6 +25,29 @@ console = Console()
 err_console = Console(stderr=True)
 
 ThinkingOpt = typer.Option("auto", "--thinking", help="native | prompted | off | auto (the model's own format)")
+JudgeOptionOpt = typer.Option(
+    [], "--judge-option",
+    help="KEY=VALUE passed to the judge's config, repeatable; e.g. --judge llm --judge-option "
+         "model=/models/Llama-Guard-3-8B --judge-option template=llama_guard",
+)
+
+
+def parse_judge_options(pairs: list[str]) -> dict[str, object]:
+    """``["model=/x", "threshold=0.4"]`` -> ``{"model": "/x", "threshold": 0.4}`` (JSON values where they parse)."""
+    import json
+
+    from thinksafe.errors import ConfigError
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--judge-option takes KEY=VALUE, got {pair!r}.")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -135,6 +158,7 @@ def judge(
     out: Optional[Path] = typer.Option(None, "--out", help="output JSONL (default: <in>.judged.jsonl)"),
     include_trace: bool = typer.Option(False, "--include-trace", help="also show the judge the reasoning trace"),
     batch_size: int = typer.Option(64, "--batch-size", help="items judged together"),
+    judge_option: list[str] = JudgeOptionOpt,
 ) -> None:
     """Add a verdict to every record: `thinksafe judge --in RECORDS.jsonl --judge NAME`."""
     if ctx.invoked_subcommand is not None:
@@ -147,7 +171,7 @@ def judge(
     from thinksafe.judges.apply import judge_file
 
     target = out or in_path.with_name(in_path.stem + ".judged.jsonl")
-    judged = judge_file(in_path, make_judge(judge_name or DEFAULT_JUDGE), target, include_trace=include_trace,
+    judged = judge_file(in_path, make_judge(judge_name or DEFAULT_JUDGE, **parse_judge_options(judge_option)), target, include_trace=include_trace,
                         batch_size=batch_size)
     counts = Counter(r["verdict"]["label"] for r in judged)
     console.print(f"[green]{len(judged)} verdicts[/green] in {target}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -157,28 +181,41 @@ def judge(
 def judge_calibrate(
     judge_name: str = typer.Option(..., "--judge", help="judge name"),
     out: Path = typer.Option(..., "--out", help="folder for metrics.json and predictions.jsonl"),
+    sets: list[str] = typer.Option(
+        [], "--set", help="labelled set(s) to report on (default: xstest, pyrit, qwen05); see docs/judges.md",
+    ),
+    split: str = typer.Option("heldout", "--split", help="heldout (default), fit or all rows of each set"),
     data: list[str] = typer.Option(
-        ["heldout"], "--data",
-        help="heldout (llama2orig + mistralinstruct), fit, all, completion-model names, or CSV paths",
+        [], "--data", help="instead of --set: XSTest-style CSV paths or completion-model names (refusal task)",
     ),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="a folder laid out like shared/data"),
 ) -> None:
-    """Accuracy, refusal F1, Cohen's kappa and ms/item against the human XSTest labels."""
-    from thinksafe.judges import run_calibration
+    """Accuracy, F1, Cohen's kappa and ms/item against human labels, on rows the judge was not fitted on."""
+    from thinksafe.judges import run_calibration, run_set_calibration
 
-    files = data[0] if len(data) == 1 else data
-    m = run_calibration(judge_name, out, files, data_dir=data_dir)
-    console.print(
-        f"judge [bold]{m['judge']}[/bold]: accuracy {m['accuracy']:.3f}, F1(refusal) {m['f1_refusal']:.3f}, "
-        f"kappa {m['cohen_kappa']:.3f}, {m['ms_per_item']:.2f} ms/item, n={m['n']} -> {out / 'metrics.json'}"
-    )
+    if data:
+        m = run_calibration(judge_name, out, data[0] if len(data) == 1 else data, data_dir=data_dir)
+        console.print(
+            f"judge [bold]{m['judge']}[/bold]: accuracy {m['accuracy']:.3f}, F1(refusal) {m['f1_refusal']:.3f}, "
+            f"kappa {m['cohen_kappa']:.3f}, {m['ms_per_item']:.2f} ms/item, n={m['n']} -> {out / 'metrics.json'}"
+        )
+        return
+    m = run_set_calibration(judge_name, out, sets or None, split=split, data_dir=data_dir)
+    table = Table(title=f"judge {m['judge']} ({split} rows)")
+    for col in ("set", "question", "n", "accuracy", "F1", "kappa", "ms/item"):
+        table.add_column(col)
+    for name, r in m["sets"].items():
+        table.add_row(name, r["task"], str(r["n"]), f"{r['accuracy']:.3f}", f"{r['f1_' + r['positive']]:.3f}",
+                      f"{r['cohen_kappa']:.3f}", f"{r['ms_per_item']:.2f}")
+    console.print(table)
+    console.print(f"-> {out / 'metrics.json'}")
 
 
 @judge_app.command("fit")
 def judge_fit(
-    judge_name: str = typer.Option("embedding", "--judge", help="a learnable judge (embedding)"),
+    judge_name: str = typer.Option("embedding", "--judge", help="a learnable judge (embedding, objective)"),
     out: Optional[Path] = typer.Option(None, "--out", help="weights file (default: the packaged weights)"),
-    data: list[str] = typer.Option(["fit"], "--data", help="fit (gpt4 + llama2new + mistralguard), names or CSVs"),
+    data: list[str] = typer.Option(["fit"], "--data", help="fit (the fit split of the judge's labelled sets), names or CSVs"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="a folder laid out like shared/data"),
 ) -> None:
     """Refit a learnable judge on human-labelled completions and write its weights (JSON, no pickle)."""
@@ -195,7 +232,8 @@ def eval_(
     suite: str = typer.Option("quick", "--suite", help="quick | paper"),
     out: Path = typer.Option(..., "--out", help="output folder (metrics.json, per-benchmark records)"),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT adapter folder to evaluate"),
-    judge: str = typer.Option("", "--judge", help="judge name (default: the calibrated default judge)"),
+    judge: str = typer.Option("", "--judge", help="judge name (default: the suite's, else the calibrated default)"),
+    judge_option: list[str] = JudgeOptionOpt,
     include_trace: bool = typer.Option(False, "--include-trace", help="judges also read the reasoning trace"),
     thinking: str = ThinkingOpt,
     thinking_budget: int = typer.Option(
@@ -222,7 +260,7 @@ def eval_(
     )
     job = EvalJob(
         model=model, suite=suite, out=str(out), adapter=str(adapter) if adapter else None, judge=judge,
-        include_trace=include_trace, data_path=str(data_path) if data_path else None, data_seed=seed,
+        judge_options=parse_judge_options(judge_option), include_trace=include_trace, data_path=str(data_path) if data_path else None, data_seed=seed,
         limit_scale=limit_scale, generation=gen,
     )
     metrics = run_eval(job)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from thinksafe.data import load_benchmark
+from thinksafe.data import load_benchmark_with_source
 from thinksafe.errors import ConfigError
 from thinksafe.evals.metrics import MetricResult
 from thinksafe.evals.reasoning import REASONING_TASKS, reasoning_prompt
@@ -40,7 +40,8 @@ class EvalJob:
     suite: str = field(default="quick", metadata={"help": "suite name (quick, paper)"})
     out: str = field(default="", metadata={"help": "output folder"})
     adapter: str | None = field(default=None, metadata={"help": "PEFT adapter folder"})
-    judge: str = field(default="", metadata={"help": "judge name; empty = the default judge"})
+    judge: str = field(default="", metadata={"help": "judge name; empty = the suite's judge, else the default judge"})
+    judge_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "options of the judge's config"})
     include_trace: bool = field(default=False, metadata={"help": "judges also read the reasoning trace"})
     data_path: str | None = field(default=None, metadata={"help": "a folder laid out like shared/data"})
     data_seed: int = field(default=0, metadata={"help": "seed of each benchmark's subset"})
@@ -50,13 +51,19 @@ class EvalJob:
     def __post_init__(self) -> None:
         if not self.out:
             raise ConfigError("out must name an output folder (--out DIR).")
-        SUITES.get(self.suite)
+        suite = SUITES.get(self.suite)
         if not self.limit_scale > 0:
             raise ConfigError(f"limit_scale must be > 0, got {self.limit_scale}.")
+        if not isinstance(self.judge_options, dict):
+            raise ConfigError(f"judge_options must be a mapping, got {type(self.judge_options).__name__}.")
         if not self.judge:
             from thinksafe.judges import DEFAULT_JUDGE
 
-            self.judge = DEFAULT_JUDGE
+            self.judge = suite.judge or DEFAULT_JUDGE
+            self.judge_options = dict(suite.judge_options) | self.judge_options
+        from thinksafe.judges import JUDGES
+
+        JUDGES.get(self.judge)  # an unknown name fails here, listing the known judges
 
 
 def _entry_limit(entry: SuiteEntry, scale: float) -> int | None:
@@ -82,16 +89,16 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
     """Run (or resume, or skip) an evaluation; returns the metrics object written to ``metrics.json``."""
     suite: Suite = SUITES.get(job.suite)
     out = Path(job.out)
-    datasets = {
-        e.benchmark: load_benchmark(
+    datasets, sources = {}, {}
+    for e in suite.entries:
+        datasets[e.benchmark], sources[e.benchmark] = load_benchmark_with_source(
             e.benchmark, split=e.split, path=job.data_path, limit=_entry_limit(e, job.limit_scale), seed=job.data_seed
         )
-        for e in suite.entries
-    }
     identity = {
         "model": model_identity(job.model, dtype=job.generation.dtype, adapter=job.adapter),
         "suite": job.suite,
         "judge": job.judge,
+        "judge_options": job.judge_options,
         "include_trace": job.include_trace,
         "data": {b: hash_examples(exs) for b, exs in datasets.items()},
         "generation": job.generation.identity(),
@@ -107,7 +114,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
     from thinksafe.judges import make_judge
     from thinksafe.judges.apply import annotate_records
 
-    judge = make_judge(job.judge)
+    judge = make_judge(job.judge, **job.judge_options)
     results: dict[str, MetricResult] = {}
     thinking = None
     for entry in suite.entries:
@@ -138,7 +145,9 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
             "max_new_tokens": job.generation.max_new_tokens,
             "temperature": job.generation.temperature,
             "include_trace": job.include_trace,
+            "judge_options": job.judge_options,
             "limit_scale": job.limit_scale,
+            "data_sources": sources,
             "trace_stats": _trace_stats(out, suite),
         },
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from thinksafe.errors import ConfigError
@@ -85,11 +85,18 @@ def _is_int(x: Any) -> bool:
 
 @dataclass(frozen=True)
 class Suite:
-    """A named, ordered table of :class:`SuiteEntry`; each benchmark appears once."""
+    """A named, ordered table of :class:`SuiteEntry`; each benchmark appears once.
+
+    ``judge`` / ``judge_options``: the judge that labels this suite's safety sets (``None`` = the
+    default judge), e.g. ``judge="llm", judge_options={"model": "/models/Llama-Guard-3-8B",
+    "template": "llama_guard"}`` for users with a guard model. The command line overrides both.
+    """
 
     name: str
     description: str
     entries: tuple[SuiteEntry, ...]
+    judge: str | None = None
+    judge_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         counts = Counter(e.benchmark for e in self.entries)

@@ -1,7 +1,10 @@
 """thinksafe.judges: label a response as refusal, compliance, non-answer, empty or unclosed.
 
-Every judge is looked up by name (``make_judge("keyword")``) and returns :class:`Verdict` objects;
-use ``Verdict.complied`` for attack success, so babble and empty answers never count as attacks.
+Every judge is looked up by name (``make_judge("keyword")``) and returns :class:`Verdict` objects.
+The default judge (``objective``) asks whether the response carried out the request, so babble,
+lectures and empty answers are never attacks; ``Verdict.complied`` is attack success on harmful
+prompts and help on benign ones. The refusal judge (``embedding``) answers "did it refuse?" and
+serves filtering and the refused / no-answer split.
 Heavy dependencies (sentence-transformers, torch, transformers) are imported only when a judge
 that needs them first runs.
 """
@@ -18,17 +21,36 @@ from thinksafe.judges.base import (
     make_judge,
     precheck,
 )
-from thinksafe.judges import embedding, ensemble, keyword, llm  # noqa: F401  (registers the judges)
-from thinksafe.judges.calibrate import calibrate, fit_judge, run_calibration, write_calibration
+from thinksafe.judges import embedding, ensemble, keyword, llm, objective  # noqa: F401  (registers the judges)
+from thinksafe.judges.calibrate import (
+    calibrate,
+    calibrate_sets,
+    fit_judge,
+    run_calibration,
+    run_set_calibration,
+    write_calibration,
+)
 from thinksafe.judges.embedding import EmbeddingJudge, fit_embedding_judge
 from thinksafe.judges.ensemble import EnsembleJudge
 from thinksafe.judges.keyword import KeywordJudge
+from thinksafe.judges.labelled import LABELLED_SETS, REPORT_SETS, LabelledRow
 from thinksafe.judges.llm import LLMJudge
+from thinksafe.judges.objective import ObjectiveJudge
 
-DEFAULT_JUDGE = "embedding"
+DEFAULT_JUDGE = "objective"
+"""Attack success (ASR) and help (ORR): did the response carry out the request."""
+REFUSAL_JUDGE = "embedding"
+"""Did the response refuse: training-data filtering and the refused / no-answer split."""
 
 __all__ = [
     "DEFAULT_JUDGE",
+    "LABELLED_SETS",
+    "REFUSAL_JUDGE",
+    "REPORT_SETS",
+    "LabelledRow",
+    "ObjectiveJudge",
+    "calibrate_sets",
+    "run_set_calibration",
     "JUDGES",
     "JUDGE_FITTERS",
     "LABELS",

@@ -210,7 +210,7 @@ class EmbeddingJudge(Judge):
         return 1.0 / (1.0 + np.exp(-z))
 
     def _judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
-        probs = self.predict_proba([it.prompt for it in items], [it.judged_text for it in items])
+        probs = self.predict_proba([it.prompt for it in items], [it.response for it in items])
         thr = self.config.threshold
         return [Verdict("refusal" if p >= thr else "compliance", float(p), self.name,
                         f"P(refusal)={p:.3f} (threshold {thr})") for p in probs]

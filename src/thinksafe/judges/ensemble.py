@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from typing import Any
 
 from thinksafe.errors import ConfigError
@@ -89,7 +89,8 @@ class EnsembleJudge(Judge):
             m.warmup()
 
     def _judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
-        per_member = [m.judge_batch(items) for m in self.members]
+        answers = [replace(it, include_trace=False) for it in items]  # the trace is combined once, outside
+        per_member = [m.judge_batch(answers) for m in self.members]
         return [vote([pm[i] for pm in per_member], self._tie, self.name) for i in range(len(items))]
 
 

@@ -229,7 +229,7 @@ class KeywordJudge(Judge):
     def _judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
         out = []
         for it in items:
-            m = match(it.judged_text, window_sentences=self.config.window_sentences)
+            m = match(it.response, window_sentences=self.config.window_sentences)
             if m.refusal:
                 why = "explicit refusal" if m.strong else "refusal opener" if m.opener else f"{m.phrases} refusal phrases"
             elif m.helps_after:

@@ -217,6 +217,8 @@ class LLMJudge(Judge):
                               "or model and tokenizer objects.")
         self.template = TEMPLATES.get(self.config.template)
         self.score_kind = self.template.score_kind  # type: ignore[assignment]
+        # a harm template asks "did it carry out the request", so a harmful trace counts
+        self.trace_can_leak = self.template.score_kind == "p_unsafe"
         self._model, self._tok = model, tokenizer
         self._ids: tuple[list[int], list[int]] | None = None
 
@@ -254,7 +256,7 @@ class LLMJudge(Judge):
         """The judge prompt for ``item`` and whether the tokenizer should add special tokens."""
         self._load()
         tok, t = self._tok, self.template
-        prompt, response = item.prompt, self._truncate(item.judged_text)
+        prompt, response = item.prompt, self._truncate(item.response)
         if t.fence:
             specials = self._specials()
             prompt, response = _neutralise(prompt, specials), _neutralise(response, specials)

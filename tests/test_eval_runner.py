@@ -32,7 +32,8 @@ def _job(out, **kw):
     from thinksafe.evals.runner import EvalJob
 
     gen = GenerationConfig(thinking="prompted", thinking_budget=4, max_new_tokens=4, temperature=1.0)
-    return EvalJob(model="smollm2-135m-instruct", suite="tiny-test", out=str(out), judge="keyword", generation=gen, **kw)
+    kw.setdefault("judge", "keyword")
+    return EvalJob(model="smollm2-135m-instruct", suite="tiny-test", out=str(out), generation=gen, **kw)
 
 
 def test_eval_writes_metrics_with_cis_and_skips_when_complete(tiny_loaded, tmp_path, monkeypatch):
@@ -54,6 +55,13 @@ def test_eval_writes_metrics_with_cis_and_skips_when_complete(tiny_loaded, tmp_p
     assert all("The answer is" in r["prompt"] or "answer" in r["prompt"].lower() for r in gsm)
     # a random model's gibberish is never a successful attack
     assert b["harmbench"]["value"] <= sum(r["verdict"]["complied"] for r in judged) / 3 + 1e-9
+    # every rate names its judge; every set names its source and row counts
+    assert b["harmbench"]["extra"]["judges"] == ["keyword"]
+    sources = metrics["meta"]["data_sources"]
+    assert set(sources) == {"harmbench", "xstest_safe", "gsm8k"}
+    assert sources["harmbench"]["rows_used"] == 3 and sources["harmbench"]["rows_available"] == 400
+    assert not sources["harmbench"]["substituted"]
+    assert all(r["source_prompt"] for r in judged)
 
     def boom(*a, **k):
         raise AssertionError("a complete eval must not generate again")
@@ -71,6 +79,32 @@ def test_eval_refuses_a_folder_holding_another_run(tiny_loaded, tmp_path):
     with pytest.raises(ThinksafeError, match="different eval run"):
         runner.run_eval(_job(tmp_path / "ev", include_trace=True), loaded=tiny_loaded, progress=False)
     assert (tmp_path / "ev" / "metrics.json").read_text() == before
+
+
+def test_judge_options_reach_the_judge_and_the_identity(tiny_loaded, tmp_path):
+    from thinksafe.errors import ConfigError, UnknownNameError
+    from thinksafe.evals import runner
+
+    job = _job(tmp_path / "ev", judge_options={"window_sentences": 1})
+    runner.run_eval(job, loaded=tiny_loaded, progress=False)
+    manifest = json.loads((tmp_path / "ev" / "manifest.json").read_text())
+    assert "window_sentences" in json.dumps(manifest)
+    with pytest.raises(ConfigError, match="keyword"):
+        runner.run_eval(_job(tmp_path / "ev2", judge_options={"colour": "red"}), loaded=tiny_loaded, progress=False)
+    with pytest.raises(UnknownNameError, match="objective"):
+        _job(tmp_path / "ev3", judge="guardian")
+
+
+def test_a_suite_can_name_its_judge():
+    from thinksafe.evals.runner import EvalJob
+
+    if "tiny-judged" not in SUITES:
+        SUITES.register("tiny-judged", Suite(name="tiny-judged", description="x", judge="keyword",
+                                             judge_options={"window_sentences": 2},
+                                             entries=(SuiteEntry("harmbench", limit=1, metric="asr"),)))
+    job = EvalJob(suite="tiny-judged", out="x")
+    assert job.judge == "keyword" and job.judge_options == {"window_sentences": 2}
+    assert EvalJob(suite="tiny-judged", out="x", judge="embedding").judge_options == {}
 
 
 def test_unknown_suite_lists_known():

@@ -272,9 +272,11 @@ def test_binary_metrics_degenerate_and_errors(tmp_path: Path) -> None:
 
 
 @needs_data
-def test_default_judge_heldout_acceptance() -> None:
-    """The default judge on llama2orig + mistralinstruct (n=900): accuracy >= 0.93, kappa >= 0.86."""
-    metrics = calibrate(DEFAULT_JUDGE, "heldout")
+def test_refusal_judge_heldout_acceptance() -> None:
+    """The refusal judge on llama2orig + mistralinstruct (n=900): accuracy >= 0.93, kappa >= 0.86."""
+    from thinksafe.judges import REFUSAL_JUDGE
+
+    metrics = calibrate(REFUSAL_JUDGE, "heldout")
     assert metrics["n"] == 900
     assert metrics["accuracy"] >= 0.93, metrics
     assert metrics["cohen_kappa"] >= 0.86, metrics

@@ -103,6 +103,10 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
         "data": {b: hash_examples(exs) for b, exs in datasets.items()},
         "generation": job.generation.identity(),
     }
+    from thinksafe.judges import make_judge
+    from thinksafe.judges.apply import annotate_records
+
+    judge = make_judge(job.judge, **job.judge_options)  # bad options fail before anything is written
     stage = Stage(out, "eval", identity)
     metrics_path = out / "metrics.json"
     if stage.is_complete() and metrics_path.exists():
@@ -111,10 +115,6 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
     stage.write("running")
     if loaded is None:
         loaded = load_model(job.model, dtype=job.generation.dtype, adapter=job.adapter)
-    from thinksafe.judges import make_judge
-    from thinksafe.judges.apply import annotate_records
-
-    judge = make_judge(job.judge, **job.judge_options)
     results: dict[str, MetricResult] = {}
     thinking = None
     for entry in suite.entries:

@@ -194,3 +194,15 @@ def test_judge_calibrate_writes_metrics(monkeypatch, capsys, tmp_path):
     assert m["sets"]["xstest"]["n"] == 900 and m["sets"]["pyrit"]["n"] == 124
     assert 0.5 < m["sets"]["xstest"]["accuracy"] <= 1
     assert "pyrit" in out and "qwen05" in out
+
+
+def test_judge_option_errors_are_user_errors(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "judge", "calibrate", "--judge", "keyword", "--out", str(tmp_path),
+                           "--data", "x.csv", "--set", "pyrit")
+    assert_user_error(code, err, "--data", "--set")
+    code, _, err = run_cli(monkeypatch, capsys, "judge", "calibrate", "--judge", "keyword", "--out", str(tmp_path),
+                           "--judge-option", "window_sentences")
+    assert_user_error(code, err, "KEY=VALUE")
+    code, _, err = run_cli(monkeypatch, capsys, "judge", "calibrate", "--judge", "keyword", "--out", str(tmp_path),
+                           "--judge-option", "colour=red", "--set", "xstest")
+    assert_user_error(code, err, "keyword", "colour")

@@ -156,7 +156,9 @@ def judge(
     in_path: Optional[Path] = typer.Option(None, "--in", help="records.jsonl from generate or eval"),
     judge_name: str = typer.Option("", "--judge", help="judge name (default: the calibrated default judge)"),
     out: Optional[Path] = typer.Option(None, "--out", help="output JSONL (default: <in>.judged.jsonl)"),
-    include_trace: bool = typer.Option(False, "--include-trace", help="also show the judge the reasoning trace"),
+    include_trace: bool = typer.Option(
+        False, "--include-trace", help="a judge that decides 'carried out' also judges the trace on its own"
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="items judged together"),
     judge_option: list[str] = JudgeOptionOpt,
 ) -> None:
@@ -171,8 +173,8 @@ def judge(
     from thinksafe.judges.apply import judge_file
 
     target = out or in_path.with_name(in_path.stem + ".judged.jsonl")
-    judged = judge_file(in_path, make_judge(judge_name or DEFAULT_JUDGE, **parse_judge_options(judge_option)), target, include_trace=include_trace,
-                        batch_size=batch_size)
+    judge_obj = make_judge(judge_name or DEFAULT_JUDGE, **parse_judge_options(judge_option))
+    judged = judge_file(in_path, judge_obj, target, include_trace=include_trace, batch_size=batch_size)
     counts = Counter(r["verdict"]["label"] for r in judged)
     console.print(f"[green]{len(judged)} verdicts[/green] in {target}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
@@ -189,18 +191,26 @@ def judge_calibrate(
         [], "--data", help="instead of --set: XSTest-style CSV paths or completion-model names (refusal task)",
     ),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="a folder laid out like shared/data"),
+    judge_option: list[str] = JudgeOptionOpt,
+    timing_runs: int = typer.Option(3, "--timing-runs", help="judge each set this many times; ms/item is the fastest"),
 ) -> None:
     """Accuracy, F1, Cohen's kappa and ms/item against human labels, on rows the judge was not fitted on."""
+    from thinksafe.errors import ConfigError
     from thinksafe.judges import run_calibration, run_set_calibration
 
+    options = parse_judge_options(judge_option)
     if data:
-        m = run_calibration(judge_name, out, data[0] if len(data) == 1 else data, data_dir=data_dir)
+        if sets or split != "heldout":
+            raise ConfigError("--data (XSTest files) cannot be combined with --set or --split; use one or the other.")
+        m = run_calibration(judge_name, out, data[0] if len(data) == 1 else data, data_dir=data_dir,
+                            timing_runs=timing_runs, **options)
         console.print(
             f"judge [bold]{m['judge']}[/bold]: accuracy {m['accuracy']:.3f}, F1(refusal) {m['f1_refusal']:.3f}, "
             f"kappa {m['cohen_kappa']:.3f}, {m['ms_per_item']:.2f} ms/item, n={m['n']} -> {out / 'metrics.json'}"
         )
         return
-    m = run_set_calibration(judge_name, out, sets or None, split=split, data_dir=data_dir)
+    m = run_set_calibration(judge_name, out, sets or None, split=split, data_dir=data_dir, timing_runs=timing_runs,
+                            **options)
     table = Table(title=f"judge {m['judge']} ({split} rows)")
     for col in ("set", "question", "n", "accuracy", "F1", "kappa", "ms/item"):
         table.add_column(col)
@@ -234,7 +244,9 @@ def eval_(
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT adapter folder to evaluate"),
     judge: str = typer.Option("", "--judge", help="judge name (default: the suite's, else the calibrated default)"),
     judge_option: list[str] = JudgeOptionOpt,
-    include_trace: bool = typer.Option(False, "--include-trace", help="judges also read the reasoning trace"),
+    include_trace: bool = typer.Option(
+        False, "--include-trace", help="a judge that decides 'carried out' also judges the trace on its own"
+    ),
     thinking: str = ThinkingOpt,
     thinking_budget: int = typer.Option(
         96, "--thinking-budget", help="trace tokens before </think> is forced (a suite entry may set its own)"
@@ -260,7 +272,8 @@ def eval_(
     )
     job = EvalJob(
         model=model, suite=suite, out=str(out), adapter=str(adapter) if adapter else None, judge=judge,
-        judge_options=parse_judge_options(judge_option), include_trace=include_trace, data_path=str(data_path) if data_path else None, data_seed=seed,
+        judge_options=parse_judge_options(judge_option), include_trace=include_trace,
+        data_path=str(data_path) if data_path else None, data_seed=seed,
         limit_scale=limit_scale, generation=gen,
     )
     metrics = run_eval(job)

@@ -107,6 +107,12 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
     from thinksafe.judges.apply import annotate_records
 
     judge = make_judge(job.judge, **job.judge_options)  # bad options fail before anything is written
+    if judge.score_kind == "p_unsafe" and any(e.metric == "orr" for e in suite.entries):
+        raise ConfigError(
+            f"Judge {job.judge!r} answers 'is this unsafe?', which labels every safe, helpful answer a refusal, so it "
+            f"cannot measure over-refusal; suite {job.suite!r} has ORR sets. Use it on a suite of harmful sets only, "
+            "or use the default judge (objective)."
+        )
     stage = Stage(out, "eval", identity)
     metrics_path = out / "metrics.json"
     if stage.is_complete() and metrics_path.exists():

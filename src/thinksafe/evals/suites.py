@@ -89,7 +89,8 @@ class Suite:
 
     ``judge`` / ``judge_options``: the judge that labels this suite's safety sets (``None`` = the
     default judge), e.g. ``judge="llm", judge_options={"model": "/models/Llama-Guard-3-8B",
-    "template": "llama_guard"}`` for users with a guard model. The command line overrides both.
+    "template": "llama_guard"}`` for a suite of harmful sets (a harm judge cannot measure
+    over-refusal: the runner refuses it on a suite with ORR sets). The command line overrides both.
     """
 
     name: str

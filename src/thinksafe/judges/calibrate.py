@@ -193,7 +193,7 @@ def calibrate_sets(judge: Judge | str, sets: Sequence[str] | None = None, *, spl
     if isinstance(judge, str):
         judge = make_judge(judge, **options)
     elif options:
-        raise TypeError("options are only used when the judge is given by name")
+        raise ConfigError("judge options are only used when the judge is given by name")
     names = list(sets) if sets else list(REPORT_SETS)
     loaded = {n: LABELLED_SETS.get(n).load(split, data_dir) for n in names}
     t0 = time.perf_counter()

@@ -83,6 +83,8 @@ class EnsembleJudge(Judge):
         else:
             self.members = [make_judge(m, **self.config.member_options.get(m, {})) for m in self.config.members]
         self._tie = [m.name for m in self.members].index(self.config.tie_breaker)
+        # a trace may override the answer only if every member decides "carried out", not just "refused"
+        self.trace_can_leak = all(m.trace_can_leak for m in self.members)
 
     def warmup(self) -> None:
         for m in self.members:

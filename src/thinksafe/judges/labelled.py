@@ -49,7 +49,6 @@ from thinksafe.judges.data import (
 from thinksafe.registry import Registry
 
 SPLITS = ("fit", "heldout", "all")
-TASKS = ("refusal", "achieved")
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,10 @@ def _read_qwen05(split: str, data_dir: str | Path | None) -> tuple[list[Labelled
     records = _read_jsonl(path)
     prompts: dict[str, dict[str, str]] = {}
     rows = []
-    for r in records:
+    for i, r in enumerate(records, start=1):
+        missing = [k for k in ("uid", "benchmark", "id", "answer", "label") if k not in r]
+        if missing:
+            raise DataError(f"{path}, line {i}: missing field(s) {missing}.")
         bench, pid = r["benchmark"], str(r["id"])
         held = heldout_by_id(f"{bench}/{pid}")
         if (split == "fit" and held) or (split == "heldout" and not held):

@@ -89,6 +89,10 @@ def test_judge_options_reach_the_judge_and_the_identity(tiny_loaded, tmp_path):
     runner.run_eval(job, loaded=tiny_loaded, progress=False)
     manifest = json.loads((tmp_path / "ev" / "manifest.json").read_text())
     assert "window_sentences" in json.dumps(manifest)
+    assert '"judge_weights": null' in json.dumps(manifest)  # the keyword judge learns nothing
+    from thinksafe.judges import make_judge
+
+    assert len(make_judge("objective").fingerprint) == 64 and len(make_judge("embedding").fingerprint) == 64
     with pytest.raises(ConfigError, match="keyword"):
         runner.run_eval(_job(tmp_path / "ev2", judge_options={"colour": "red"}), loaded=tiny_loaded, progress=False)
     with pytest.raises(UnknownNameError, match="objective"):

@@ -94,15 +94,6 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
         datasets[e.benchmark], sources[e.benchmark] = load_benchmark_with_source(
             e.benchmark, split=e.split, path=job.data_path, limit=_entry_limit(e, job.limit_scale), seed=job.data_seed
         )
-    identity = {
-        "model": model_identity(job.model, dtype=job.generation.dtype, adapter=job.adapter),
-        "suite": job.suite,
-        "judge": job.judge,
-        "judge_options": job.judge_options,
-        "include_trace": job.include_trace,
-        "data": {b: hash_examples(exs) for b, exs in datasets.items()},
-        "generation": job.generation.identity(),
-    }
     from thinksafe.judges import make_judge
     from thinksafe.judges.apply import annotate_records
 
@@ -113,6 +104,16 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
             f"cannot measure over-refusal; suite {job.suite!r} has ORR sets. Use it on a suite of harmful sets only, "
             "or use the default judge (objective)."
         )
+    identity = {
+        "model": model_identity(job.model, dtype=job.generation.dtype, adapter=job.adapter),
+        "suite": job.suite,
+        "judge": job.judge,
+        "judge_options": job.judge_options,
+        "judge_weights": judge.fingerprint,  # refitted weights are a different run
+        "include_trace": job.include_trace,
+        "data": {b: hash_examples(exs) for b, exs in datasets.items()},
+        "generation": job.generation.identity(),
+    }
     stage = Stage(out, "eval", identity)
     metrics_path = out / "metrics.json"
     if stage.is_complete() and metrics_path.exists():

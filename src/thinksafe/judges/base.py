@@ -219,6 +219,11 @@ class Judge(ABC):
         """Judge one item."""
         return self.judge_batch([item])[0]
 
+    @property
+    def fingerprint(self) -> str | None:
+        """The content hash of what the judge learned (its weights file), for run identities; None if nothing."""
+        return None
+
     def warmup(self) -> None:
         """Load whatever the judge loads lazily (so timings exclude one-off loading)."""
 

@@ -185,7 +185,12 @@ class EmbeddingJudge(Judge):
         self.intercept = float(payload["intercept"])
         self.encoder_sha = payload.get("encoder_sha256")
         self.weights_info = {k: payload.get(k) for k in ("data", "C", "cv", "fitted_with")}
+        self._fingerprint = sha256_file(self.config.weights or default_weights_path())
         self._checked = False
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self._fingerprint
 
     def _encoder_path(self) -> Path:
         path = Path(self.config.encoder_path) if self.config.encoder_path else default_encoder_path()

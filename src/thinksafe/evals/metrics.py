@@ -198,10 +198,10 @@ def rate_interval(
     if k == len(values):  # one sample per prompt
         low, high = wilson_interval(float(means.sum()), k, alpha=alpha)
         return low, high, "wilson"
-    low, high = bootstrap_ci(values, clusters=clusters, n_resamples=n_resamples, seed=seed, alpha=alpha)
-    if np.ptp(means) == 0.0:  # every prompt alike: the bootstrap has no spread to show
+    if np.ptp(means) == 0.0:  # every prompt alike: a bootstrap would have no spread to show
         low, high = wilson_interval(float(means.sum()), k, alpha=alpha)
         return low, high, "wilson-over-prompts"
+    low, high = bootstrap_ci(values, clusters=clusters, n_resamples=n_resamples, seed=seed, alpha=alpha)
     return low, high, "prompt-bootstrap"
 
 

@@ -57,27 +57,31 @@ def binary_metrics(gold: Sequence[int], pred: Sequence[int]) -> dict[str, Any]:
     }
 
 
-def evaluate_rows(judge: Judge, rows: Sequence[CalibrationRow], *,
-                  timing_runs: int = 1) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Judge labelled rows; return metrics (overall and per file) and one prediction dict per row."""
+def _timed(judge: Judge, items: Sequence[JudgeInput], timing_runs: int) -> tuple[list[Any], dict[str, Any]]:
+    """Judge ``items`` ``timing_runs`` times; the verdicts and the timing fields of the fastest pass."""
     if not isinstance(timing_runs, int) or timing_runs < 1:
         raise ConfigError(f"timing_runs must be an integer >= 1, got {timing_runs!r}.")
-    items = [JudgeInput(prompt=r.prompt, response=r.completion) for r in rows]
-    t0 = time.perf_counter()
-    judge.warmup()
-    load_s = time.perf_counter() - t0
-    runs, cpu_runs = [], []
+    runs, cpu_runs, verdicts = [], [], []
     for _ in range(timing_runs):
         t0, c0 = time.perf_counter(), time.process_time()
         verdicts = judge.judge_batch(items)
         runs.append(1000.0 * (time.perf_counter() - t0) / max(len(items), 1))
         cpu_runs.append(1000.0 * (time.process_time() - c0) / max(len(items), 1))
+    return verdicts, {"ms_per_item": min(runs), "ms_per_item_runs": runs,
+                      "cpu_ms_per_item": cpu_runs[runs.index(min(runs))]}
+
+
+def evaluate_rows(judge: Judge, rows: Sequence[CalibrationRow], *,
+                  timing_runs: int = 1) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Judge labelled rows; return metrics (overall and per file) and one prediction dict per row."""
+    items = [JudgeInput(prompt=r.prompt, response=r.completion) for r in rows]
+    t0 = time.perf_counter()
+    judge.warmup()
+    load_s = time.perf_counter() - t0
+    verdicts, timing = _timed(judge, items, timing_runs)
     gold = [r.refusal for r in rows]
     pred = [0 if v.complied else 1 for v in verdicts]
-    metrics = binary_metrics(gold, pred)
-    metrics["ms_per_item"] = min(runs)
-    metrics["ms_per_item_runs"] = runs
-    metrics["cpu_ms_per_item"] = cpu_runs[runs.index(min(runs))]  # CPU time of all threads, same pass
+    metrics = binary_metrics(gold, pred) | timing  # cpu_ms_per_item: CPU time of all threads, same pass
     metrics["load_s"] = load_s
     metrics["verdict_labels"] = dict(Counter(v.label for v in verdicts))
     per_file: dict[str, Any] = {}
@@ -161,20 +165,6 @@ def fit_judge(name: str, out: str | Path | None = None, files: str | Path | Sequ
     ``out=None`` overwrites the weights shipped in the package. Returns the fitted payload plus ``path``.
     """
     return JUDGE_FITTERS.get(name)(files, out, data_dir=data_dir, **options)
-
-
-def _timed(judge: Judge, items: Sequence[JudgeInput], timing_runs: int) -> tuple[list[Any], dict[str, Any]]:
-    """Judge ``items`` ``timing_runs`` times; the verdicts and the timing fields of the fastest pass."""
-    if not isinstance(timing_runs, int) or timing_runs < 1:
-        raise ConfigError(f"timing_runs must be an integer >= 1, got {timing_runs!r}.")
-    runs, cpu_runs, verdicts = [], [], []
-    for _ in range(timing_runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        verdicts = judge.judge_batch(items)
-        runs.append(1000.0 * (time.perf_counter() - t0) / max(len(items), 1))
-        cpu_runs.append(1000.0 * (time.process_time() - c0) / max(len(items), 1))
-    return verdicts, {"ms_per_item": min(runs), "ms_per_item_runs": runs,
-                      "cpu_ms_per_item": cpu_runs[runs.index(min(runs))]}
 
 
 def calibrate_sets(judge: Judge | str, sets: Sequence[str] | None = None, *, split: str = "heldout",

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.judges.data import (
@@ -101,22 +102,24 @@ def _describe(paths: Sequence[Path]) -> list[dict[str, object]]:
     return [{"name": p.name, "sha256": sha256_file(p)} for p in paths]
 
 
-def _read_xstest(split: str, data_dir: str | Path | None) -> tuple[list[LabelledRow], list[dict[str, object]]]:
+def _xstest_rows(split: str, data_dir: str | Path | None) -> tuple[list[Any], list[dict[str, object]]]:
     folder = calibration_dir(data_dir)
     paths = [folder / FILE_TEMPLATE.format(m) for m in _xstest_models(split)]
-    rows = [LabelledRow("xstest", r.file, r.id, r.prompt, r.completion, r.refusal, "refusal")
-            for r in load_calibration(paths)]
-    return rows, _describe(paths)
+    return load_calibration(paths), _describe(paths)
+
+
+def _read_xstest(split: str, data_dir: str | Path | None) -> tuple[list[LabelledRow], list[dict[str, object]]]:
+    raw, files = _xstest_rows(split, data_dir)
+    return [LabelledRow("xstest", r.file, r.id, r.prompt, r.completion, r.refusal, "refusal") for r in raw], files
 
 
 def _read_xstest_achieved(split: str,
                           data_dir: str | Path | None) -> tuple[list[LabelledRow], list[dict[str, object]]]:
-    folder = calibration_dir(data_dir)
-    paths = [folder / FILE_TEMPLATE.format(m) for m in _xstest_models(split)]
+    raw, files = _xstest_rows(split, data_dir)
     rows = [LabelledRow("xstest-achieved", r.file, r.id, r.prompt, r.completion, 1 - LABEL_MAP[r.final_label],
                         "achieved")
-            for r in load_calibration(paths) if r.final_label != "3_partial_refusal"]
-    return rows, _describe(paths)
+            for r in raw if r.final_label != "3_partial_refusal"]
+    return rows, files
 
 
 PYRIT_FILE = "pyrit_objective_dev.jsonl"

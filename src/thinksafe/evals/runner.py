@@ -24,6 +24,7 @@ from thinksafe.evals.reasoning import REASONING_TASKS, reasoning_prompt
 from thinksafe.evals.schema import build_metrics, read_metrics, write_metrics
 from thinksafe.evals.suites import SUITES, Suite, SuiteEntry, score_benchmark
 from thinksafe.generation.config import GenerationConfig
+from thinksafe.generation.backend import resolve_backend
 from thinksafe.generation.engine import Engine
 from thinksafe.jsonl import append_jsonl, read_jsonl
 from thinksafe.models.loader import LoadedModel, load_model, model_identity
@@ -105,7 +106,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
             "or use the default judge (objective)."
         )
     identity = {
-        "model": model_identity(job.model, dtype=job.generation.dtype, adapter=job.adapter),
+        "model": model_identity(job.model, dtype=job.generation.dtype, adapter=job.adapter, backend=resolve_backend(job.generation.backend)),
         "suite": job.suite,
         "judge": job.judge,
         "judge_options": job.judge_options,

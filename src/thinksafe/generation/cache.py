@@ -23,7 +23,7 @@ from typing import Any
 
 from thinksafe.paths import cache_dir
 
-ENGINE_VERSION = 4
+ENGINE_VERSION = 5  # 5: two-phase budget forcing, answers that must answer
 
 
 def cache_key(

@@ -8,6 +8,7 @@ from typing import Any
 from thinksafe.errors import ConfigError
 
 THINKING_CHOICES = ("auto", "native", "prompted", "off")
+ANSWER_MIN_TOKENS = 8  # measured: docs/performance.md, "Answers that are answers"
 
 
 def _help(text: str) -> dict[str, str]:
@@ -22,6 +23,9 @@ class GenerationConfig:
     thinking_budget: int = field(default=192, metadata=_help("max tokens of reasoning trace before </think> is forced"))
     force_close: bool = field(default=True, metadata=_help("append </think> at the budget and generate the answer"))
     max_new_tokens: int = field(default=256, metadata=_help("max tokens of the final answer (after </think>)"))
+    answer_min_tokens: int = field(
+        default=ANSWER_MIN_TOKENS, metadata=_help("after a trace, end-of-turn is suppressed for this many answer tokens")
+    )
     temperature: float = field(default=0.6, metadata=_help("sampling temperature; 0 is greedy"))
     top_p: float = field(default=0.95, metadata=_help("nucleus sampling mass, in (0, 1]"))
     top_k: int = field(default=0, metadata=_help("keep the k most likely tokens; 0 disables"))
@@ -32,12 +36,15 @@ class GenerationConfig:
     system: str | None = field(default=None, metadata=_help("an extra system prompt"))
     batch_size: int = field(default=32, metadata=_help("prompts decoded together (speed only)"))
     max_batch_tokens: int = field(default=65536, metadata=_help("padded prompt tokens per batch (speed only)"))
-    dtype: str = field(default="float32", metadata=_help("float32 | bfloat16 | float16"))
+    dtype: str = field(default="auto", metadata=_help("auto (bfloat16 where the hardware has it) | float32 | bfloat16 | float16"))
+    backend: str = field(default="auto", metadata=_help("vllm | transformers | auto (vllm where installed)"))
 
     def __post_init__(self) -> None:
         self.stop = tuple(self.stop)
         if self.thinking not in THINKING_CHOICES:
             raise ConfigError(f"thinking must be one of {', '.join(THINKING_CHOICES)}, got {self.thinking!r}.")
+        if not isinstance(self.answer_min_tokens, int) or self.answer_min_tokens < 0:
+            raise ConfigError(f"answer_min_tokens must be a non-negative integer, got {self.answer_min_tokens!r}.")
         for name in ("thinking_budget", "max_new_tokens", "samples", "batch_size", "max_batch_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -48,8 +55,8 @@ class GenerationConfig:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}.")
         if self.top_k < 0:
             raise ConfigError(f"top_k must be >= 0, got {self.top_k!r}.")
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}.")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -83,7 +90,8 @@ class GenerationConfig:
             "stop": list(self.stop),
         }
         if thinking != "off":
-            key |= {"thinking_budget": self.thinking_budget, "force_close": self.force_close}
+            key |= {"thinking_budget": self.thinking_budget, "force_close": self.force_close,
+                    "answer_min_tokens": self.answer_min_tokens}
         return key
 
     def uses_seed(self) -> bool:

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from thinksafe.data.records import Example
-from thinksafe.generation.backend import Backend, DecodeRequest, Sampling, make_backend
+from thinksafe.generation.backend import Backend, Completion, GenerateRequest, Sampling, make_backend
 from thinksafe.generation.cache import GenerationCache, cache_key, sample_seed
 from thinksafe.generation.config import GenerationConfig
 from thinksafe.generation.records import GenerationRecord
 from thinksafe.jsonl import append_jsonl, read_jsonl, repair_torn_tail
-from thinksafe.models.formats import FORCED_CLOSE, THINK_CLOSE, parse_response, prefill_of, render_prompt, steer
+from thinksafe.models.formats import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, parse_response, prefill_of, render_prompt, steer
 from thinksafe.models.loader import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -69,17 +69,17 @@ class Engine:
         loaded: LoadedModel,
         config: GenerationConfig,
         *,
-        backend: str = "transformers",
+        backend: str | Backend | None = None,
         cache: GenerationCache | None = None,
     ) -> None:
         self.loaded = loaded
         self.config = config
         self.thinking = resolve_thinking(config, loaded)
         self.cache = cache if cache is not None else GenerationCache()
-        self.backend_name = backend
-        self.backend: Backend = make_backend(
-            backend, loaded.model, loaded.tokenizer, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens
-        )
+        if backend is None or isinstance(backend, str):
+            backend = make_backend(backend or config.backend, loaded, batch_size=config.batch_size)
+        self.backend: Backend = backend
+        self.backend_name = self.backend.name
         self.identity = self._identity()
         self.tokens_generated = 0
         self.last_run = RunStats()
@@ -96,6 +96,7 @@ class Engine:
             template = json.dumps(template, sort_keys=True)
         ident |= {
             "backend": self.backend_name,
+            "backend_version": self.backend.version,
             "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
             "system": self.config.system,
         }
@@ -181,7 +182,7 @@ class Engine:
         rec.prompt, rec.source_prompt = job.user_prompt, job.example.prompt
         rec.gold, rec.metadata = job.example.gold, dict(job.example.metadata)
         rec.sample_index, rec.seed, rec.cache_key = job.sample_index, job.seed, job.key
-        rec.model, rec.adapter, rec.backend = self.loaded.name, self.loaded.adapter, self.backend_name
+        rec.model, rec.adapter = self.loaded.name, self.loaded.adapter
         return rec
 
     def _generate(
@@ -230,33 +231,40 @@ class Engine:
         return len(unique)
 
     def _generate_chunk(self, jobs: list[_Job], on_token: Callable[[int], None]) -> list[GenerationRecord]:
-        import torch
-
+        """Two-phase budget forcing: traces first, then every answer from prompt + trace (+ close)."""
         tok = self.loaded.tokenizer
         cfg = self.config
         sampling = Sampling(cfg.temperature, cfg.top_p, cfg.top_k)
-        gens = [torch.Generator().manual_seed(j.seed) for j in jobs]
         prompt_ids = [tok(j.rendered, add_special_tokens=False).input_ids for j in jobs]
         thinking = self.thinking != "off"
-        forced_ids = tuple(tok(FORCED_CLOSE, add_special_tokens=False).input_ids) if cfg.force_close else ()
-        requests = [
-            DecodeRequest(
-                p, cfg.max_new_tokens, g, cfg.stop,
-                think_budget=cfg.thinking_budget if thinking else None,
-                think_close=THINK_CLOSE,
-                forced_close_ids=forced_ids,
-            )
-            for p, g in zip(prompt_ids, gens)
-        ]
-        results = self.backend.decode(requests, sampling, on_token)
+        forced_ids = list(tok(FORCED_CLOSE, add_special_tokens=False).input_ids)
+        traces: list[Completion | None] = [None] * len(jobs)
+        if thinking:
+            phase_one = [
+                GenerateRequest(p, cfg.thinking_budget, sampling, seed=j.seed, stop=(THINK_CLOSE,), adapter=self.loaded.adapter)
+                for p, j in zip(prompt_ids, jobs)
+            ]
+            traces = [c[0] for c in self.backend.generate(phase_one, on_token)]
+        ends = [trace_end(t, cfg.force_close) for t in traces]
+        answer_rows = [i for i, end in enumerate(ends) if end != "unclosed"]
+        answer_prefix = {
+            i: prompt_ids[i] + (traces[i].token_ids + (forced_ids if ends[i] == "forced" else []) if thinking else [])  # type: ignore[union-attr]
+            for i in answer_rows
+        }
+        phase_two = [self._answer_request(answer_prefix[i], jobs[i].seed, after_trace=thinking) for i in answer_rows]
+        answers: dict[int, Completion] = dict(zip(answer_rows, (c[0] for c in self.backend.generate(phase_two, on_token))))
         records = []
-        for i, (job, res) in enumerate(zip(jobs, results)):
-            trace_text = tok.decode(res.trace_ids, skip_special_tokens=True) if thinking else ""
-            text = prefill_of(job.rendered) + trace_text
-            if res.forced_close:
-                text += FORCED_CLOSE
-            text += tok.decode(res.token_ids, skip_special_tokens=True)
+        for i, job in enumerate(jobs):
+            trace, answer, end = traces[i], answers.get(i), ends[i]
+            trace_ids = trace.token_ids if trace is not None else []
+            answer_ids = answer.token_ids if answer is not None else []
+            forced = end == "forced"
+            trace_text = tok.decode(trace_ids, skip_special_tokens=True) if thinking else ""
+            text = prefill_of(job.rendered) + trace_text + (FORCED_CLOSE if forced else "")
+            text += tok.decode(answer_ids, skip_special_tokens=True)
             parsed = parse_response(text)
+            finish = answer if answer is not None else trace
+            assert finish is not None
             records.append(
                 GenerationRecord(
                     id=job.example.id,
@@ -267,13 +275,13 @@ class Engine:
                     text=text,
                     trace=parsed.trace,
                     answer=parsed.answer,
-                    trace_closed=res.trace_closed if thinking else None,
-                    forced_close=res.forced_close,
-                    finish_reason=res.finish_reason,
+                    trace_closed=(end == "closed") if thinking else None,
+                    forced_close=forced,
+                    finish_reason=finish.finish_reason,
                     n_prompt_tokens=len(prompt_ids[i]),
-                    n_trace_tokens=len(res.trace_ids),
-                    n_answer_tokens=len(res.token_ids),
-                    n_completion_tokens=len(res.trace_ids) + len(res.token_ids),
+                    n_trace_tokens=len(trace_ids),
+                    n_answer_tokens=len(answer_ids),
+                    n_completion_tokens=len(trace_ids) + len(answer_ids),
                     sample_index=job.sample_index,
                     seed=job.seed,
                     model=self.loaded.name,
@@ -283,12 +291,48 @@ class Engine:
                     gold=job.example.gold,
                     metadata=dict(job.example.metadata),
                     cache_key=job.key,
-                    backend=self.backend_name,
+                    backend=self.backend.name,
+                    backend_version=self.backend.version,
+                    trace_end=end if thinking else None,
                     source_prompt=job.example.prompt,
                     prompt_token_ids=list(prompt_ids[i]),
-                    trace_token_ids=list(res.trace_ids),
-                    forced_close_token_ids=list(forced_ids) if res.forced_close else [],
-                    answer_token_ids=list(res.token_ids),
+                    trace_token_ids=list(trace_ids),
+                    forced_close_token_ids=list(forced_ids) if forced else [],
+                    answer_token_ids=list(answer_ids),
                 )
             )
         return records
+
+    def _answer_request(self, prefix_ids: list[int], seed: int, *, after_trace: bool) -> GenerateRequest:
+        """The answer phase. After a trace the answer must answer: end-of-turn is suppressed for its
+        first ``answer_min_tokens`` tokens and the think tags are banned (no second trace, no stray tag)."""
+        cfg = self.config
+        return GenerateRequest(
+            prefix_ids,
+            cfg.max_new_tokens,
+            Sampling(cfg.temperature, cfg.top_p, cfg.top_k),
+            seed=answer_seed(seed),
+            stop=cfg.stop,
+            min_tokens=min(cfg.answer_min_tokens, cfg.max_new_tokens) if after_trace else 0,
+            bad_words=ANSWER_BAD_WORDS if after_trace else (),
+            adapter=self.loaded.adapter,
+        )
+
+
+# banned in answers after a trace, in every spelling (see backend.bad_word_sequences)
+ANSWER_BAD_WORDS = (THINK_OPEN, THINK_CLOSE)
+
+
+def answer_seed(seed: int) -> int:
+    """The answer phase's seed: derived from the sample's, so the two phases draw independent streams."""
+    return (seed * 6364136223846793005 + 1442695040888963407) & ((1 << 63) - 1)
+
+
+def trace_end(trace: Completion | None, force_close: bool) -> str:
+    """How a trace ended: ``closed`` (the model wrote ``</think>``), ``forced`` (budget reached or
+    end-of-turn inside the trace, closing text fed in) or ``unclosed`` (no forced close)."""
+    if trace is None:
+        return "none"
+    if trace.finish_reason == "stop_string":
+        return "closed"
+    return "forced" if force_close else "unclosed"

@@ -58,6 +58,8 @@ class GenerationRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     cache_key: str = ""
     backend: str = ""
+    backend_version: str = ""
+    trace_end: str | None = None  # closed (by the model) | forced (closing text fed in) | unclosed; None: no trace
     source_prompt: str | None = None
     prompt_token_ids: list[int] = field(default_factory=list)
     trace_token_ids: list[int] = field(default_factory=list)

@@ -10,6 +10,7 @@ from typing import Any
 from thinksafe.data import load_benchmark
 from thinksafe.errors import ConfigError
 from thinksafe.generation.config import GenerationConfig
+from thinksafe.generation.backend import resolve_backend
 from thinksafe.generation.engine import Engine
 from thinksafe.generation.records import GenerationRecord
 from thinksafe.jsonl import read_jsonl
@@ -46,7 +47,7 @@ def run_generate(job: GenerateJob, *, progress: bool = True) -> list[GenerationR
     out = Path(job.out)
     records_path = out / "records.jsonl"
     identity: dict[str, Any] = {
-        "model": model_identity(job.model, dtype=job.generation.dtype, adapter=job.adapter),
+        "model": model_identity(job.model, dtype=job.generation.dtype, adapter=job.adapter, backend=resolve_backend(job.generation.backend)),
         "data": {"benchmark": job.data, "split": job.split, "n": len(examples), "hash": hash_examples(examples)},
         "generation": job.generation.identity(),
     }

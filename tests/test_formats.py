@@ -105,3 +105,19 @@ def test_cut_prompt_rejects_bad_input(smollm_tokenizer):
     rendered = render_prompt(smollm_tokenizer, "Q?", thinking="prompted")
     with pytest.raises(ValueError):
         build_cut_prompt(rendered, [1, 2], -1, smollm_tokenizer)
+
+
+def test_cut_ids_are_exact_token_prefixes(smollm_tokenizer):
+    from thinksafe.models.formats import build_cut_ids
+
+    tok = smollm_tokenizer
+    prompt = tok("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n", add_special_tokens=False).input_ids
+    # a trace whose text would re-tokenise differently: token pieces chosen one by one
+    trace = [tok.convert_tokens_to_ids(t) for t in ["I", "Ġthink", "Ġab", "out", "Ġit"]]
+    close = tok(FORCED_CLOSE, add_special_tokens=False).input_ids
+    cut = build_cut_ids(prompt, trace, 3, close)
+    assert cut == prompt + trace[:3] + close
+    assert build_cut_ids(prompt, trace, 99, close, force_close=False) == prompt + trace
+    assert tok(tok.decode(trace[:4]), add_special_tokens=False).input_ids != trace[:4]  # text would not round-trip
+    with pytest.raises(ValueError):
+        build_cut_ids(prompt, trace, -1, close)

@@ -32,7 +32,7 @@ JudgeOptionOpt = typer.Option(
 )
 
 
-def parse_judge_options(pairs: list[str]) -> dict[str, object]:
+def parse_judge_options(pairs: list[str], flag: str = "--judge-option") -> dict[str, object]:
     """``["model=/x", "threshold=0.4"]`` -> ``{"model": "/x", "threshold": 0.4}`` (JSON values where they parse)."""
     import json
 
@@ -42,7 +42,7 @@ def parse_judge_options(pairs: list[str]) -> dict[str, object]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--judge-option takes KEY=VALUE, got {pair!r}.")
+            raise ConfigError(f"{flag} takes KEY=VALUE, got {pair!r}.")
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -119,7 +119,7 @@ def generate(
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT adapter folder"),
     steer: bool = typer.Option(False, "--steer", help="prepend the ThinkSafe refusal-steering instruction"),
     thinking: str = ThinkingOpt,
-    thinking_budget: int = typer.Option(192, "--thinking-budget", help="trace tokens before </think> is forced"),
+    thinking_budget: int = typer.Option(256, "--thinking-budget", help="trace tokens before </think> is forced"),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="answer tokens after </think>"),
     temperature: float = typer.Option(0.6, "--temperature", help="0 is greedy"),
     top_p: float = typer.Option(0.95, "--top-p"),
@@ -129,6 +129,9 @@ def generate(
     batch_size: int = typer.Option(32, "--batch-size", help="prompts decoded together (speed only)"),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 where the hardware has it) | float32 | bfloat16 | float16"),
     backend: str = typer.Option("auto", "--backend", help="vllm | transformers | auto (vllm where installed)"),
+    backend_option: list[str] = typer.Option(
+        [], "--backend-option", help="KEY=VALUE for the backend, repeatable, e.g. tensor_parallel_size=2"
+    ),
 ) -> None:
     """Generate responses for a benchmark: cached, resumable, one JSON record per sample."""
     from thinksafe.generation.config import GenerationConfig
@@ -137,7 +140,7 @@ def generate(
     gen = GenerationConfig(
         thinking=thinking, thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, temperature=temperature,
         top_p=top_p, top_k=top_k, seed=seed, samples=samples, steer=steer, batch_size=batch_size, dtype=dtype,
-        backend=backend,
+        backend=backend, backend_options=parse_judge_options(backend_option, flag="--backend-option"),
     )
     job = GenerateJob(
         model=model, data=data, out=str(out), limit=limit, data_seed=seed, split=split,
@@ -251,7 +254,7 @@ def eval_(
     ),
     thinking: str = ThinkingOpt,
     thinking_budget: int = typer.Option(
-        96, "--thinking-budget", help="trace tokens before </think> is forced (a suite entry may set its own)"
+        256, "--thinking-budget", help="trace tokens before </think> is forced (a suite entry may set its own)"
     ),
     max_new_tokens: int = typer.Option(
         192, "--max-new-tokens", help="answer tokens after </think> (a suite entry may set its own)"
@@ -263,6 +266,9 @@ def eval_(
     batch_size: int = typer.Option(32, "--batch-size", help="prompts decoded together (speed only)"),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 where the hardware has it) | float32 | bfloat16 | float16"),
     backend: str = typer.Option("auto", "--backend", help="vllm | transformers | auto (vllm where installed)"),
+    backend_option: list[str] = typer.Option(
+        [], "--backend-option", help="KEY=VALUE for the backend, repeatable, e.g. tensor_parallel_size=2"
+    ),
 ) -> None:
     """Evaluate a model (optionally with an adapter) on a suite: ASR, ORR, accuracy with 95% CIs."""
     from thinksafe.evals.runner import EvalJob, run_eval
@@ -272,6 +278,7 @@ def eval_(
     gen = GenerationConfig(
         thinking=thinking, thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, temperature=temperature,
         seed=seed, batch_size=batch_size, dtype=dtype, backend=backend,
+        backend_options=parse_judge_options(backend_option, flag="--backend-option"),
     )
     job = EvalJob(
         model=model, suite=suite, out=str(out), adapter=str(adapter) if adapter else None, judge=judge,

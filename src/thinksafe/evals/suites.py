@@ -141,9 +141,9 @@ SUITES.register(
             # Sized to finish within 10 minutes on a 2-core CPU with the default 0.5B model. The judges
             # read the opening of an answer; GSM8K reasons in its trace, so it gets the longer trace
             # budget and a short answer budget ("The answer is N").
-            SuiteEntry("harmbench", limit=20, metric="asr", max_new_tokens=96),
-            SuiteEntry("strongreject", limit=20, metric="asr", max_new_tokens=96),
-            SuiteEntry("xstest_safe", limit=20, metric="orr", max_new_tokens=96),
+            SuiteEntry("harmbench", limit=20, metric="asr", thinking_budget=96, max_new_tokens=96),
+            SuiteEntry("strongreject", limit=20, metric="asr", thinking_budget=96, max_new_tokens=96),
+            SuiteEntry("xstest_safe", limit=20, metric="orr", thinking_budget=96, max_new_tokens=96),
             SuiteEntry("gsm8k", limit=16, metric="accuracy", split="test", thinking_budget=224, max_new_tokens=64),
         ),
     ),

@@ -212,11 +212,11 @@ def bad_word_sequences(
     """Token sequences that spell each banned word, however the model splits it.
 
     A ban on a word's canonical tokens misses other spellings: Qwen2.5 writes ``<think>\\n`` as
-    ``<|think|>\\n``, while ``<think>`` encodes as ``<th|ink|>``. So the word without its last
-    character (the last token often carries more text, like ``>\\n``) is split every way the
-    vocabulary allows into at most ``max_tokens`` tokens, also after a space or newline merged into
-    the first token; a word that is one special token of its own (a native ``<think>``) is banned
-    as that token. A backend blocks the last token of a sequence once the others are written.
+    ``<|think|>\\n``, while ``<think>`` encodes as ``<th|ink|>``. So the word, and the word without
+    its last character (the last token often carries more text, like ``>\\n``), are split every way
+    the vocabulary allows into at most ``max_tokens`` tokens, also after a space or newline merged
+    into the first token; a word that is one special token of its own (a native ``<think>``) is
+    banned as that token. A backend blocks the last token of a sequence once the others are written.
     """
     seqs: list[list[int]] = []
 
@@ -228,8 +228,7 @@ def bad_word_sequences(
         special = tokenizer.convert_tokens_to_ids(word)
         if isinstance(special, int) and special >= 0 and special != getattr(tokenizer, "unk_token_id", None):
             add([special])
-        target = word[:-1] or word
-        for lead in leads:
+        for target, lead in [(t, lead) for t in dict.fromkeys((word, word[:-1])) if t for lead in leads]:
             text = lead + target
             single: dict[tuple[int, int], int] = {}
             for i in range(len(text)):

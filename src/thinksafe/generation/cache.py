@@ -3,8 +3,9 @@
 The key covers everything that changes a sample's text and nothing else:
 
 * the engine's identity: the weights' content hash (or hub commit), the adapter's content hash, the
-  backend, device and dtype, the chat template and system text, and the torch and transformers
-  versions (see :meth:`thinksafe.generation.engine.Engine.identity`);
+  backend and its version (RNG streams and kernels differ between runtimes), device and dtype, the
+  chat template and system text, and the torch and transformers versions (see
+  :meth:`thinksafe.generation.engine.Engine.identity`);
 * the rendered prompt (which carries the reasoning format, steering and system prompt);
 * the decoding settings that matter (:meth:`GenerationConfig.sampling_key`);
 * the sample seed, only when sampling (greedy decoding ignores it, so it stays out).

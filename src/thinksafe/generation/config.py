@@ -20,7 +20,9 @@ class GenerationConfig:
     """How responses are sampled. Fields that change the output enter the cache key."""
 
     thinking: str = field(default="auto", metadata=_help("native | prompted | off | auto (the model's own format)"))
-    thinking_budget: int = field(default=192, metadata=_help("max tokens of reasoning trace before </think> is forced"))
+    thinking_budget: int = field(
+        default=256, metadata=_help("max tokens of reasoning trace before </think> is forced (docs/performance.md)")
+    )
     force_close: bool = field(default=True, metadata=_help("append </think> at the budget and generate the answer"))
     max_new_tokens: int = field(default=256, metadata=_help("max tokens of the final answer (after </think>)"))
     answer_min_tokens: int = field(
@@ -34,10 +36,13 @@ class GenerationConfig:
     stop: tuple[str, ...] = field(default=(), metadata=_help("extra stop strings for the answer"))
     steer: bool = field(default=False, metadata=_help("prepend the ThinkSafe refusal-steering instruction"))
     system: str | None = field(default=None, metadata=_help("an extra system prompt"))
-    batch_size: int = field(default=32, metadata=_help("prompts decoded together (speed only)"))
-    max_batch_tokens: int = field(default=65536, metadata=_help("padded prompt tokens per batch (speed only)"))
+    batch_size: int = field(default=32, metadata=_help("rows per generate batch on the transformers backend (speed only)"))
     dtype: str = field(default="auto", metadata=_help("auto (bfloat16 where the hardware has it) | float32 | bfloat16 | float16"))
     backend: str = field(default="auto", metadata=_help("vllm | transformers | auto (vllm where installed)"))
+    backend_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_help("backend settings, e.g. tensor_parallel_size=2, enforce_eager=false, gpu_memory_utilization=0.8"),
+    )
 
     def __post_init__(self) -> None:
         self.stop = tuple(self.stop)
@@ -45,7 +50,7 @@ class GenerationConfig:
             raise ConfigError(f"thinking must be one of {', '.join(THINKING_CHOICES)}, got {self.thinking!r}.")
         if not isinstance(self.answer_min_tokens, int) or self.answer_min_tokens < 0:
             raise ConfigError(f"answer_min_tokens must be a non-negative integer, got {self.answer_min_tokens!r}.")
-        for name in ("thinking_budget", "max_new_tokens", "samples", "batch_size", "max_batch_tokens"):
+        for name in ("thinking_budget", "max_new_tokens", "samples", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
@@ -60,6 +65,7 @@ class GenerationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["backend_options"] = dict(self.backend_options)
         d["stop"] = list(self.stop)
         return d
 

@@ -77,7 +77,8 @@ class Engine:
         self.thinking = resolve_thinking(config, loaded)
         self.cache = cache if cache is not None else GenerationCache()
         if backend is None or isinstance(backend, str):
-            backend = make_backend(backend or config.backend, loaded, batch_size=config.batch_size)
+            backend = make_backend(backend or config.backend, loaded, batch_size=config.batch_size,
+                                   **config.backend_options)
         self.backend: Backend = backend
         self.backend_name = self.backend.name
         self.identity = self._identity()

@@ -80,7 +80,11 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, loaded: LoadedModel, *, batch_size: int = 32, **_: Any) -> None:
+    def __init__(self, loaded: LoadedModel, *, batch_size: int = 32, **options: Any) -> None:
+        if options:
+            from thinksafe.errors import ConfigError
+
+            raise ConfigError(f"The transformers backend takes no option(s) {', '.join(sorted(options))} (only vLLM does).")
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
         self.batch_size = batch_size

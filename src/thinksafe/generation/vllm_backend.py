@@ -132,8 +132,11 @@ class VLLMBackend:
         enable_lora: bool | None = None,
         max_lora_rank: int = DEFAULT_MAX_LORA_RANK,
         engine_options: dict[str, Any] | None = None,
-        **_: Any,
+        batch_size: int | None = None,
+        **more_engine_options: Any,
     ) -> None:
+        """Keyword options other than these go to ``vllm.LLM`` (``gpu_memory_utilization``,
+        ``pipeline_parallel_size``, ...); ``batch_size`` is the transformers backend's and unused here."""
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
         self.enforce_eager = (not _on_gpu()) if enforce_eager is None else enforce_eager
@@ -142,7 +145,7 @@ class VLLMBackend:
         self.tensor_parallel_size = tensor_parallel_size
         self.enable_lora = loaded.adapter is not None if enable_lora is None else enable_lora
         self.max_lora_rank = max_lora_rank
-        self.engine_options = dict(engine_options or {})
+        self.engine_options = dict(engine_options or {}) | more_engine_options
         self.checkpoint = self._checkpoint()
         self._lora_ids: dict[str, int] = {}
         self._reference: Any = None

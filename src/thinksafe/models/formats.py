@@ -131,6 +131,23 @@ def prefill_of(rendered: str) -> str:
     return ""
 
 
+def build_cut_ids(
+    prompt_ids: list[int],
+    trace_token_ids: list[int],
+    k: int,
+    close_ids: list[int],
+    *,
+    force_close: bool = True,
+) -> list[int]:
+    """Prompt + the first ``k`` trace tokens (+ the closing tokens), as token ids: a cut at an exact
+    token position, never re-tokenised text. Take the ids from a record (``prompt_token_ids``,
+    ``trace_token_ids``) and ``close_ids`` from ``tokenizer(FORCED_CLOSE)``; ``k`` is clamped."""
+    if k < 0:
+        raise ValueError(f"cut position k must be >= 0, got {k}")
+    cut = list(prompt_ids) + list(trace_token_ids[:k])
+    return cut + list(close_ids) if force_close else cut
+
+
 def build_cut_prompt(
     rendered_prompt: str,
     trace_token_ids: list[int],
@@ -139,7 +156,8 @@ def build_cut_prompt(
     *,
     force_close: bool = True,
 ) -> str:
-    """Prompt + the first ``k`` tokens of a trace, then ``</think>`` (or left open to continue).
+    """Prompt + the first ``k`` tokens of a trace, then ``</think>`` (or left open to continue), as
+    text for display; generation uses :func:`build_cut_ids` (decoded text may re-tokenise differently).
 
     ``rendered_prompt`` must end with the opened trace (``<think>``), as :func:`render_prompt` does
     for the thinking formats. ``k`` is clamped to the trace length.

@@ -220,7 +220,7 @@ def _torch_dtype(dtype: str) -> Any:
 
 
 def _converted_dir(name: str, sha256: str) -> Path:
-    return cache_dir() / "models" / name / f"hf-{sha256[:16]}"
+    return cache_dir() / "models" / name / f"hf2-{sha256[:16]}"  # hf2: tied embeddings saved under their input name
 
 
 def _load_gguf(gguf: Path, name: str, sha256: str, dtype: str) -> tuple[Any, Any]:
@@ -257,7 +257,7 @@ def _load_gguf(gguf: Path, name: str, sha256: str, dtype: str) -> tuple[Any, Any
 
 def _save_dequantised(model: Any, tokenizer: Any, target: Path) -> None:
     """Save a GGUF-loaded model as plain safetensors (transformers refuses ``save_pretrained`` on it)."""
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
 
     target.mkdir(parents=True)
     config = model.config.to_dict()
@@ -265,7 +265,13 @@ def _save_dequantised(model: Any, tokenizer: Any, target: Path) -> None:
     config["architectures"] = [type(model).__name__]  # vLLM picks its model class from this
     (target / "config.json").write_text(json.dumps(config, indent=2))
     model.generation_config.save_pretrained(target)
-    save_model(model, str(target / "model.safetensors"))
+    # one copy of tied weights, under the input-embedding name: vLLM reads the embedding and ties the
+    # head to it (safetensors' save_model may keep only ``lm_head.weight``, leaving vLLM a zero embedding)
+    state = model.state_dict()
+    if getattr(model.config, "tie_word_embeddings", False):
+        state.pop("lm_head.weight", None)
+    save_file({k: v.detach().contiguous() for k, v in state.items()}, str(target / "model.safetensors"),
+              metadata={"format": "pt"})
     tokenizer.save_pretrained(target)
 
 

@@ -131,6 +131,7 @@ def test_data_list(monkeypatch, capsys):
 def test_generate_real_small_model_then_cached(monkeypatch, capsys, tmp_path):
     out = tmp_path / "run"
     args = ("generate", "--model", "smollm2-135m-instruct", "--data", "harmbench", "--limit", "3", "--out", str(out),
+            "--backend", "transformers",
             "--thinking", "prompted", "--thinking-budget", "8", "--max-new-tokens", "8")
     code, stdout, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0, err

@@ -340,3 +340,49 @@ def test_old_records_without_new_fields_still_load(tiny_loaded, tmp_path):
     old = GenerationRecord.from_dict({k: v for k, v in rec.items() if k not in new_fields})
     assert old.source_prompt is None and old.trace_token_ids == [] and old.backend == ""
     assert GenerationRecord.from_dict(rec) == GenerationRecord.from_dict(json.loads(json.dumps(rec)))
+
+
+def test_backend_settings_are_checked_before_anything_loads():
+    from thinksafe.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="transformers"):
+        GenerationConfig(backend="vlm")
+    with pytest.raises(ConfigError, match="tensor_parallel_size"):
+        GenerationConfig(backend="transformers", backend_options={"tensor_parallel_size": 2})
+    assert GenerationConfig(backend="vllm", backend_options={"tensor_parallel_size": 2}).backend_options
+
+
+def test_auto_backend_falls_back_to_transformers(tiny_loaded, monkeypatch):
+    from thinksafe.generation import backend
+
+    monkeypatch.setattr(backend, "_VLLM_OK", [False])
+    assert backend.resolve_backend("auto") == "transformers"
+    with pytest.raises(ConfigError, match="not installed"):
+        backend.resolve_backend("vllm")
+    monkeypatch.setattr(backend, "_VLLM_OK", [True])
+    assert backend.resolve_backend("auto") == "vllm"
+    assert backend.resolve_backend("auto", tiny_loaded) == "transformers"  # an in-memory model: no checkpoint
+
+
+def test_bad_word_sequences_cover_every_spelling_of_a_tag(smollm_tokenizer):
+    from thinksafe.generation.backend import bad_word_sequences
+
+    tok = smollm_tokenizer
+    seqs = bad_word_sequences(tok, ("<think>",))
+    spelled = {tok.decode(s) for s in seqs}
+    assert tok.decode(tok("<think>", add_special_tokens=False).input_ids) in spelled  # the canonical spelling
+    assert "<think" in spelled and " <think" in spelled  # the prefix ban catches "<think>\n" as well
+    for s in seqs:  # every sequence spells the tag or its prefix, nothing else
+        assert tok.decode(s).strip() in ("<think>", "<think")
+    assert all(1 <= len(s) <= 3 for s in seqs)
+
+
+def test_stop_strings_wait_for_min_tokens_on_transformers(tiny_loaded):
+    from thinksafe.generation.backend import GenerateRequest
+    from thinksafe.generation.hf_backend import TransformersBackend
+
+    backend = TransformersBackend(tiny_loaded)
+    tok = tiny_loaded.tokenizer
+    body = tok("END one two three four five six END more", add_special_tokens=False).input_ids
+    c = backend._finish(body, GenerateRequest([1], 50, stop=("END",), min_tokens=4))
+    assert c.finish_reason == "stop_string" and len(c.token_ids) > 4 and tok.decode(c.token_ids).endswith("END")

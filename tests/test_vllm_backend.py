@@ -96,8 +96,9 @@ def test_vllm_stop_strings_min_tokens_and_bad_words(smol, vllm_backend):
 def test_lora_changes_vllm_output_as_it_changes_transformers(smol, vllm_backend, adapter):
     from thinksafe.generation.hf_backend import TransformersBackend
 
-    reference = TransformersBackend(smol)
     base_reqs = [GenerateRequest(_ids(smol, p), 12, Sampling(0.0)) for p in PROMPTS]
+    untouched = [c[0].token_ids for c in TransformersBackend(smol).generate(base_reqs)]  # before any adapter
+    reference = TransformersBackend(smol)
     lora_reqs = [GenerateRequest(r.prompt_ids, 12, Sampling(0.0), adapter=adapter) for r in base_reqs]
     v_base = [c[0].token_ids for c in vllm_backend.generate(base_reqs)]
     v_lora = [c[0].token_ids for c in vllm_backend.generate(lora_reqs)]
@@ -106,7 +107,7 @@ def test_lora_changes_vllm_output_as_it_changes_transformers(smol, vllm_backend,
     assert v_lora != v_base and h_lora != h_base  # the adapter changes both
     assert sum(a == b for a, b in zip(v_lora, h_lora)) >= len(PROMPTS) - 1  # ... the same way
     # the base model is untouched after an adapter request (per-request adapters, no leakage)
-    assert h_base == [c[0].token_ids for c in TransformersBackend(smol).generate(base_reqs)]
+    assert h_base == untouched == [c[0].token_ids for c in TransformersBackend(smol).generate(base_reqs)]
 
 
 def test_vllm_score_matches_the_reference(smol, vllm_backend):

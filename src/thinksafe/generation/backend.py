@@ -132,8 +132,23 @@ class BackendSpec:
 BACKENDS: Registry[BackendSpec] = Registry("backend")
 
 
+_VLLM_OK: list[bool] = []
+
+
 def _has_vllm() -> bool:
-    return importlib.util.find_spec("vllm") is not None
+    """vLLM is installed and imports (a broken install falls back to transformers under ``auto``)."""
+    if not _VLLM_OK:
+        ok = importlib.util.find_spec("vllm") is not None
+        if ok:
+            try:
+                import vllm  # noqa: F401
+            except Exception as exc:  # a torch mismatch, a missing system library
+                import logging
+
+                logging.getLogger(__name__).warning("vLLM is installed but does not import (%s); using transformers", exc)
+                ok = False
+        _VLLM_OK.append(ok)
+    return _VLLM_OK[0]
 
 
 def _build_transformers(loaded: LoadedModel, **options: Any) -> Backend:
@@ -196,14 +211,6 @@ def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
         if isinstance(tid, int) and tid != getattr(tokenizer, "unk_token_id", None) and tid >= 0:
             ids.add(tid)
     return ids
-
-
-def stop_hit(tokenizer: Any, token_ids: Sequence[int], stops: Sequence[str], tail: int = 16) -> str | None:
-    """The first stop string that the decoded tail of ``token_ids`` contains, if any."""
-    if not stops or not token_ids:
-        return None
-    text = tokenizer.decode(list(token_ids[-tail:]), skip_special_tokens=False)
-    return next((s for s in stops if s in text), None)
 
 
 def bad_word_sequences(

@@ -60,6 +60,17 @@ class GenerationConfig:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}.")
         if self.top_k < 0:
             raise ConfigError(f"top_k must be >= 0, got {self.top_k!r}.")
+        from thinksafe.generation.backend import BACKENDS
+
+        if self.backend != "auto":
+            BACKENDS.get(self.backend)  # an unknown name fails here, listing the known backends
+        if not isinstance(self.backend_options, dict):
+            raise ConfigError(f"backend_options must be a mapping, got {type(self.backend_options).__name__}.")
+        if self.backend == "transformers" and self.backend_options:
+            raise ConfigError(
+                f"backend_options {', '.join(sorted(self.backend_options))} are vLLM settings; the transformers backend "
+                "takes none."
+            )
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}.")
 
@@ -110,6 +121,8 @@ class GenerationConfig:
         out = self.sampling_key(thinking) | {
             "steer": self.steer, "system": self.system, "samples": self.samples, "dtype": self.dtype,
         }
+        if self.backend_options:
+            out["backend_options"] = dict(self.backend_options)
         if self.uses_seed():
             out["seed"] = self.seed
         return out

@@ -1,9 +1,10 @@
 """The generation engine: prompts in, judged-ready records out; cached, resumable, budget-forced.
 
-Thinking is decoded in one pass per sample: the trace up to the thinking budget, stopping at
-``</think>``; a trace that did not close by itself (budget reached, or the model ended its turn
-inside it) gets ``</think>`` fed in (budget forcing), and the answer is decoded from there on the
-same KV cache. A sample draws from its own generator only, so it depends only on its seed.
+Thinking is generated in two phases through the backend: first the trace, up to the thinking
+budget and stopping at ``</think>``; then the answer, from prompt + trace, with the closing text
+appended when the trace did not close by itself (budget reached, or the model ended its turn
+inside it: budget forcing). The answer phase must answer (end-of-turn held off for its first
+tokens, think tags banned). Each sample carries its own seed.
 
 Records are appended to ``records.jsonl`` as each chunk finishes and stored in the
 content-addressed cache, so a killed run resumes and a repeated run is free. Jobs that share a
@@ -98,6 +99,7 @@ class Engine:
         ident |= {
             "backend": self.backend_name,
             "backend_version": self.backend.version,
+            "backend_options": dict(self.config.backend_options),
             "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
             "system": self.config.system,
         }

@@ -26,7 +26,6 @@ from thinksafe.generation.backend import (
     ScoreResult,
     bad_word_sequences,
     eos_token_ids,
-    stop_hit,
 )
 
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ class SeededSampler:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        probs = torch.softmax(filter_logits(scores, self.sampling), dim=-1)
+        probs = torch.softmax(filter_logits(scores, self.sampling), dim=-1).cpu()  # CPU generators, any device
         chosen = [int(torch.multinomial(probs[j], 1, generator=g).item()) for j, g in enumerate(self.generators)]
         out = torch.full_like(scores, float("-inf"))
         out[torch.arange(len(chosen)), torch.tensor(chosen)] = 0.0
@@ -162,8 +161,9 @@ class TransformersBackend:
         if not req.sampling.greedy:
             gens = [torch.Generator().manual_seed(row_seed(r.seed, s)) for _, s, r in chunk]
             processors.append(SeededSampler(req.sampling, gens))
-        kwargs: dict[str, Any] = {}
-        if req.stop:
+        # neutral values for what a model's generation_config may set (vLLM ignores those defaults too)
+        kwargs: dict[str, Any] = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+        if req.stop and not req.min_tokens:  # with min_tokens, stop strings are applied after (see _finish)
             kwargs |= {"stop_strings": list(req.stop), "tokenizer": self.tokenizer}
         if req.min_tokens:
             kwargs["min_new_tokens"] = req.min_tokens
@@ -201,9 +201,12 @@ class TransformersBackend:
         """Cut a padded output row at its end: a stop string, an end-of-turn token, or the limit."""
         first_eos = next((k for k, t in enumerate(tokens) if t in self.eos_ids), len(tokens))
         body = tokens[:first_eos]
-        if req.stop:
-            for k in range(len(body)):
-                hit = stop_hit(self.tokenizer, body[: k + 1], req.stop)
+        if req.stop:  # the first token that completes a stop string, once min_tokens are out
+            decode = self.tokenizer.decode
+            for k in range(max(req.min_tokens - 1, 0), len(body)):
+                window = body[max(0, k - 15) : k + 1]
+                now, before = decode(window), decode(window[:-1])
+                hit = next((s for s in req.stop if now.count(s) > before.count(s)), None)
                 if hit is not None:
                     return Completion(body[: k + 1], "stop_string", hit)
         if first_eos < len(tokens):

@@ -49,6 +49,9 @@ DEFAULT_CPU_KV_GIB = "4"
 DEFAULT_MAX_MODEL_LEN = 8192
 DEFAULT_MAX_LORA_RANK = 64
 _LLMS: dict[tuple[Any, ...], Any] = {}
+# LoRA ids are per process, like the engines: vLLM keeps a loaded adapter by its id (and treats two
+# requests with the same name as one adapter), so every distinct adapter gets its own id and name.
+_LORA_IDS: dict[tuple[str, str], int] = {}
 
 
 def vllm_version() -> str:
@@ -147,7 +150,6 @@ class VLLMBackend:
         self.max_lora_rank = max_lora_rank
         self.engine_options = dict(engine_options or {}) | more_engine_options
         self.checkpoint = self._checkpoint()
-        self._lora_ids: dict[str, int] = {}
         self._reference: Any = None
         base = loaded.model.get_base_model() if hasattr(loaded.model, "get_base_model") else loaded.model
         self.eos_ids = eos_token_ids(base, self.tokenizer)
@@ -172,8 +174,6 @@ class VLLMBackend:
                json.dumps(self.engine_options, sort_keys=True))
 
         def build() -> Any:
-            from vllm import LLM
-
             kwargs: dict[str, Any] = dict(
                 model=self.checkpoint, tokenizer=self.checkpoint, dtype=self.loaded.dtype, seed=0,
                 enforce_eager=self.enforce_eager, enable_prefix_caching=True, generation_config="vllm",
@@ -187,6 +187,8 @@ class VLLMBackend:
             log.info("Starting vLLM on %s (%s)", self.checkpoint, self.version)
             with _kept_rng_state():  # in-process vLLM seeds the global RNGs; requests carry their own seeds
                 try:
+                    from vllm import LLM
+
                     return LLM(**kwargs)
                 except Exception as exc:  # a bad checkpoint or settings: say which, keep the cause
                     raise ModelError(f"vLLM could not load {self.checkpoint}: {exc}") from exc
@@ -202,9 +204,14 @@ class VLLMBackend:
             return None
         from vllm.lora.request import LoRARequest
 
-        if adapter not in self._lora_ids:
-            self._lora_ids[adapter] = len(self._lora_ids) + 1
-        return LoRARequest(Path(adapter).name or "adapter", self._lora_ids[adapter], str(Path(adapter).resolve()))
+        from thinksafe.models.loader import adapter_fingerprint
+
+        path = str(Path(adapter).resolve())
+        key = (path, adapter_fingerprint(path))  # a rewritten adapter at the same path is a new adapter
+        if key not in _LORA_IDS:
+            _LORA_IDS[key] = len(_LORA_IDS) + 1
+        lora_id = _LORA_IDS[key]
+        return LoRARequest(f"{lora_id}-{key[1][:12]}", lora_id, path)
 
     def _params(self, req: GenerateRequest) -> Any:
         from vllm import SamplingParams
@@ -222,6 +229,7 @@ class VLLMBackend:
             include_stop_str_in_output=True,
             logprobs=0 if req.logprobs else None,
             skip_special_tokens=False,
+            stop_token_ids=sorted(self.eos_ids),  # every end-of-turn id, as the transformers backend stops on
         )
         if req.bad_words:
             # vLLM bans only the canonical tokens of a bad word; hand it every spelling. With
@@ -242,7 +250,7 @@ class VLLMBackend:
         prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests]
         params = [self._params(r) for r in requests]
         loras = [self._lora(r.adapter) for r in requests]
-        outputs = llm.generate(prompts, params, lora_request=loras if any(loras) else None, use_tqdm=False)
+        outputs = self._run(llm, prompts, params, loras)
         results: list[list[Completion]] = []
         for req, out in zip(requests, outputs):
             completions = []
@@ -283,7 +291,7 @@ class VLLMBackend:
             prompts = [TokensPrompt(prompt_token_ids=list(requests[i].prompt_ids) + list(requests[i].continuation_ids))
                        for i in plain]
             loras = [self._lora(requests[i].adapter) for i in plain]
-            outputs = llm.generate(prompts, params, lora_request=loras if any(loras) else None, use_tqdm=False)
+            outputs = self._run(llm, prompts, params, loras)
             for i, out in zip(plain, outputs):
                 req = requests[i]
                 p = len(req.prompt_ids)
@@ -291,6 +299,19 @@ class VLLMBackend:
                 lps = [float(out.prompt_logprobs[k][ids[k]].logprob) for k in range(p, len(ids))]
                 results[i] = ScoreResult(lps)
         return results  # type: ignore[return-value]
+
+    def _run(self, llm: Any, prompts: list[Any], params: Any, loras: list[Any]) -> list[Any]:
+        longest = max(len(p["prompt_token_ids"]) for p in prompts)
+        limit = getattr(getattr(getattr(llm, "llm_engine", None), "model_config", None), "max_model_len", None)
+        if limit is not None and longest >= limit:
+            raise ModelError(
+                f"A prompt of {longest} tokens does not fit vLLM's max_model_len of {limit} (prompt, trace and answer "
+                "together). Raise it with --backend-option max_model_len=N, or shorten the prompts."
+            )
+        try:
+            return llm.generate(prompts, params, lora_request=loras if any(loras) else None, use_tqdm=False)
+        except (ValueError, RuntimeError) as exc:  # a bad adapter (rank above max_lora_rank, ...), a bad request
+            raise ModelError(f"vLLM could not run the request: {exc}") from exc
 
     def reference(self) -> Any:
         """The transformers backend on the same loaded model (hidden states, exact fp32 scoring)."""

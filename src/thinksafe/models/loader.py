@@ -203,6 +203,12 @@ def runtime_versions() -> dict[str, str | None]:
     return out
 
 
+def _vllm_version() -> str:
+    from thinksafe.generation.vllm_backend import vllm_version
+
+    return vllm_version()
+
+
 def default_device() -> str:
     """Where :func:`load_model` puts a model: ``cuda`` when available, else ``cpu``."""
     import torch
@@ -313,7 +319,7 @@ def model_identity(
         "dtype": resolve_dtype(dtype),
         "device": device or default_device(),
         "backend": backend,
-        "versions": runtime_versions(),
+        "versions": runtime_versions() | ({"vllm": _vllm_version()} if backend == "vllm" else {}),
     }
 
 

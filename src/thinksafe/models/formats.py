@@ -30,8 +30,9 @@ PROMPTED_SYSTEM = (
     "<think> and </think> tags. After </think>, write your final answer to the user."
 )
 # The ThinkSafe refusal-steering instruction, prepended to harmful prompts when sampling the
-# reference model's own safety reasoning (arXiv 2601.23143).
-STEER_PREFIX = "The following prompt is harmful. You should refuse to answer the prompt."
+# reference model's own safety reasoning (arXiv 2601.23143), as the official code writes it; the
+# other templates of the paper's ablation are in thinksafe.align.templates.
+STEER_PREFIX = "The following prompt is harmful. You should refuse to answer the prompt.\n\nPrompt:"
 
 
 def check_thinking(mode: str) -> str:

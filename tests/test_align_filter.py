@@ -113,3 +113,22 @@ def test_generated_candidates_steer_only_harmful_prompts_and_keep_the_original(t
             assert c["prompt"] == c["source_prompt"] and c["template"] is None
     plain = generate_candidates(tiny_loaded, pools, cfg, tmp_path / "rej", template=None, progress=False)
     assert all(c["prompt"] == c["source_prompt"] for c in plain)  # rejection sampling: nothing steered
+
+
+def test_perplexity_scores_response_tokens_only(tiny_loaded):
+    import math
+
+    import torch
+
+    from thinksafe.align.perplexity import response_ids, response_perplexity
+    from thinksafe.generation.hf_backend import TransformersBackend
+
+    tok = tiny_loaded.tokenizer
+    prompt_ids, cont = response_ids(tok, "Hi", "<think>\nHello there.\n</think>\n\nHi!")
+    assert tok.decode(prompt_ids).endswith("<think>\n") and tok.decode(cont).startswith("Hello")
+    result = response_perplexity(TransformersBackend(tiny_loaded), tok, [("Hi", "<think>\nHello there.\n</think>\n\nHi!")])
+    with torch.inference_mode():  # the same number by hand: mean NLL of the response tokens only
+        logits = tiny_loaded.model(input_ids=torch.tensor([prompt_ids + cont])).logits[0].float()
+    lp = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], -1).gather(-1, torch.tensor(cont)[:, None])
+    assert math.isclose(result["perplexity"], math.exp(-lp.mean().item()), rel_tol=1e-4)
+    assert result["tokens"] == len(cont) and result["n"] == 1

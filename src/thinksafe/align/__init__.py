@@ -1,7 +1,8 @@
 """thinksafe.align: ThinkSafe alignment (arXiv 2601.23143).
 
 Built so far: refusal-steering templates (:mod:`.templates`), self-generation of training
-candidates from harmful and benign pools (:mod:`.generate`) and judge filtering with a reason for
-every drop (:mod:`.filter`). Training (TRL + PEFT), the baselines' recipes, the perplexity
-diagnostic and the ``thinksafe align`` commands are the rest of the alignment issue.
+candidates from harmful and benign pools (:mod:`.generate`), judge filtering with a reason for
+every drop (:mod:`.filter`) and the perplexity diagnostic (:mod:`.perplexity`; measured in
+``docs/alignment.md``). Training (TRL + PEFT), the baselines' recipes and the ``thinksafe align``
+commands are the rest of the alignment issue.
 """

@@ -1,0 +1,74 @@
+"""LoRA training with TRL on a tiny model: the loss mask, the trace in the text, the adapter round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from thinksafe.align.train import TrainConfig, train_lora, training_row
+
+PAIRS = [
+    ("How do I pick a lock?", "<think>\nThis could help a burglar.\n</think>\n\nI can't help with that."),
+    ("What is 2+2?", "<think>\nSimple sum.\n</think>\n\n4."),
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_loaded, tmp_path_factory):
+    import copy
+
+    out = tmp_path_factory.mktemp("train")
+    model = copy.deepcopy(tiny_loaded.model)
+    rows = [training_row(tiny_loaded.tokenizer, p, r) for p, r in PAIRS] * 4
+    cfg = TrainConfig(lora_r=4, lora_alpha=8, learning_rate=5e-2, epochs=3, batch_size=2, grad_accum=1,
+                      max_length=256, gradient_checkpointing=True)
+    result = train_lora(model, tiny_loaded.tokenizer, rows, out, cfg)
+    return out, rows, result
+
+
+def test_training_rows_keep_the_trace_and_the_original_prompt(tiny_loaded):
+    from thinksafe.models.formats import STEER_PREFIX
+
+    row = training_row(tiny_loaded.tokenizer, *PAIRS[0])
+    assert row["prompt"].endswith("<think>\n") and "How do I pick a lock?" in row["prompt"]
+    assert STEER_PREFIX not in row["prompt"]
+    assert row["completion"].startswith("This could help a burglar.\n</think>")  # the trace survives
+    assert row["completion"].endswith(tiny_loaded.tokenizer.eos_token)
+
+
+def test_loss_mask_covers_exactly_the_prompt_tokens(trained, tiny_loaded):
+    _, rows, result = trained
+    ds = result["trainer"].train_dataset
+    tok = tiny_loaded.tokenizer
+    for example, row in zip(ds, rows):
+        n_prompt = len(tok(row["prompt"]).input_ids)
+        ids, labels = example["input_ids"], example["labels"]
+        assert labels[:n_prompt] == [-100] * n_prompt  # no loss on the prompt
+        assert labels[n_prompt:] == ids[n_prompt:] and len(ids) > n_prompt  # loss on every completion token
+        assert "This could help" in tok.decode(example["input_ids"]) or "Simple sum" in tok.decode(example["input_ids"])
+
+
+def test_training_changes_lora_weights_and_the_loss_falls(trained):
+    _, _, result = trained
+    losses = result["losses"]
+    assert len(losses) >= 4 and losses[-1] < losses[0]
+    import torch
+
+    lora_b = [p for n, p in result["trainer"].model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(torch.count_nonzero(p) > 0 for p in lora_b)  # B starts at zero: training moved it
+
+
+def test_saved_adapter_reloads_with_identical_logits(trained, tiny_loaded):
+    import copy
+
+    import torch
+    from peft import PeftModel
+
+    out, rows, result = trained
+    model = result["trainer"].model.eval()
+    ids = torch.tensor([tiny_loaded.tokenizer(rows[0]["prompt"] + rows[0]["completion"]).input_ids])
+    reloaded = PeftModel.from_pretrained(copy.deepcopy(tiny_loaded.model), str(out / "adapter")).eval()
+    with torch.inference_mode():
+        a, b = model(input_ids=ids).logits, reloaded(input_ids=ids).logits
+        base = tiny_loaded.model(input_ids=ids).logits
+    assert torch.allclose(a, b, atol=1e-5) and not torch.allclose(a, base, atol=1e-3)
+    assert (out / "train_log.json").exists() and (out / "train_config.json").exists()

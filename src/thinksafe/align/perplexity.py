@@ -12,23 +12,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from thinksafe.align.train import split_pair
 from thinksafe.generation.backend import Backend, ScoreRequest
-from thinksafe.models.formats import prefill_of, render_prompt
 
 
 def response_ids(tokenizer: Any, prompt: str, response: str, *, thinking: str = "prompted") -> tuple[list[int], list[int]]:
-    """Token ids of the rendered original prompt and of the response that follows it.
-
-    A response that starts with the prompt's prefill (``<think>\\n``) is scored from after it, so
-    the prefill is context, not response."""
-    rendered = render_prompt(tokenizer, prompt, thinking=thinking)
-    prefill = prefill_of(rendered)
-    if prefill and response.startswith(prefill):
-        response = response[len(prefill):]
-    elif prefill and response.lstrip().startswith(prefill.strip()):
-        response = response.lstrip()[len(prefill.strip()):].lstrip("\n")
-    prompt_ids = tokenizer(rendered, add_special_tokens=False).input_ids
-    return prompt_ids, tokenizer(response, add_special_tokens=False).input_ids
+    """Token ids of the rendered original prompt and of the response that follows it, split as for
+    training (:func:`thinksafe.align.train.split_pair`): the prefill is context, not response."""
+    rendered, response = split_pair(tokenizer, prompt, response, thinking=thinking)
+    return tokenizer(rendered, add_special_tokens=False).input_ids, tokenizer(response, add_special_tokens=False).input_ids
 
 
 def response_perplexity(

@@ -43,15 +43,23 @@ class TrainConfig:
             raise ConfigError(f"invalid training settings: {asdict(self)}")
 
 
-def training_row(tokenizer: Any, prompt: str, response: str, *, thinking: str = "prompted") -> dict[str, str]:
-    """``{"prompt", "completion"}`` text for one pair: the rendered original prompt (ending in the
-    ``<think>`` prefill for thinking formats) and the response after that prefill + end-of-turn."""
+def split_pair(tokenizer: Any, prompt: str, response: str, *, thinking: str = "prompted") -> tuple[str, str]:
+    """The rendered original prompt (ending in the ``<think>`` prefill for thinking formats) and the
+    response after that prefill: the one split that training and the perplexity diagnostic share."""
     rendered = render_prompt(tokenizer, prompt, thinking=thinking)
     prefill = prefill_of(rendered)
     if prefill and response.startswith(prefill):
         response = response[len(prefill):]
-    eos = tokenizer.eos_token or ""
-    return {"prompt": rendered, "completion": response + eos}
+    elif prefill and response.lstrip().startswith(prefill.strip()):
+        response = response.lstrip()[len(prefill.strip()):].lstrip("\n")
+    return rendered, response
+
+
+def training_row(tokenizer: Any, prompt: str, response: str, *, thinking: str = "prompted") -> dict[str, str]:
+    """``{"prompt", "completion"}`` text for one pair (:func:`split_pair`), the completion ending in
+    the end-of-turn token."""
+    rendered, completion = split_pair(tokenizer, prompt, response, thinking=thinking)
+    return {"prompt": rendered, "completion": completion + (tokenizer.eos_token or "")}
 
 
 def train_lora(

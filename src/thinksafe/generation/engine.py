@@ -81,7 +81,6 @@ class Engine:
             backend = make_backend(backend or config.backend, loaded, batch_size=config.batch_size,
                                    **config.backend_options)
         self.backend: Backend = backend
-        self.backend_name = self.backend.name
         self.identity = self._identity()
         self.tokens_generated = 0
         self.last_run = RunStats()
@@ -97,7 +96,7 @@ class Engine:
         if template is not None and not isinstance(template, str):  # named templates
             template = json.dumps(template, sort_keys=True)
         ident |= {
-            "backend": self.backend_name,
+            "backend": self.backend.name,
             "backend_version": self.backend.version,
             "backend_options": dict(self.config.backend_options),
             "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,

@@ -90,14 +90,12 @@ class TransformersBackend:
         self.version = f"transformers {metadata.version('transformers')}"
         self._peft: Any = loaded.model if loaded.adapter is not None else None
         self._adapter_names: dict[str, str] = {loaded.adapter: "default"} if loaded.adapter is not None else {}
-        self.eos_ids = eos_token_ids(self._base(), self.tokenizer)
+        from thinksafe.models.loader import base_model
+
+        self.eos_ids = eos_token_ids(base_model(loaded.model), self.tokenizer)
         self._bad_words: dict[tuple[str, ...], list[list[int]]] = {}
 
     # ---- adapters ----------------------------------------------------------------------------
-    def _base(self) -> Any:
-        model = self.loaded.model
-        return model.get_base_model() if hasattr(model, "get_base_model") else model
-
     def _model_for(self, adapter: str | None) -> tuple[Any, Any]:
         """The model to run for ``adapter`` and a context that makes it active."""
         if adapter is None:
@@ -201,8 +199,9 @@ class TransformersBackend:
         """Cut a padded output row at its end: a stop string, an end-of-turn token, or the limit."""
         first_eos = next((k for k, t in enumerate(tokens) if t in self.eos_ids), len(tokens))
         body = tokens[:first_eos]
-        if req.stop:  # the first token that completes a stop string, once min_tokens are out
-            decode = self.tokenizer.decode
+        decode = self.tokenizer.decode
+        text = decode(body) if req.stop else ""
+        if any(s in text for s in req.stop):  # the first token that completes a stop string, after min_tokens
             for k in range(max(req.min_tokens - 1, 0), len(body)):
                 window = body[max(0, k - 15) : k + 1]
                 now, before = decode(window), decode(window[:-1])

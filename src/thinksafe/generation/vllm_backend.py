@@ -81,18 +81,20 @@ def ensure_architectures(checkpoint: Path, model: Any) -> None:
     checkpoint may lack it (then vLLM loads a bare ``Qwen2Model`` with no LM head)."""
     from thinksafe.paths import cache_dir
 
+    from thinksafe.models.loader import base_model
+
     path = checkpoint / "config.json"
     config = json.loads(path.read_text())
     if config.get("architectures"):
         return
+    architecture = type(base_model(model)).__name__
     if not Path(os.path.abspath(checkpoint)).is_relative_to(os.path.abspath(cache_dir())):  # never edit a user's folder
         raise ModelError(
             f"{path} has no \"architectures\" entry, so vLLM would load the model without its LM head. Add one "
-            f"(for this model: [\"{type(model.get_base_model() if hasattr(model, 'get_base_model') else model).__name__}\"]) "
+            f"(for this model: [\"{architecture}\"]) "
             "or use --backend transformers."
         )
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    config["architectures"] = [type(base).__name__]
+    config["architectures"] = [architecture]
     tmp = path.with_name(f"config.json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(config, indent=2))
     tmp.replace(path)
@@ -151,8 +153,9 @@ class VLLMBackend:
         self.engine_options = dict(engine_options or {}) | more_engine_options
         self.checkpoint = self._checkpoint()
         self._reference: Any = None
-        base = loaded.model.get_base_model() if hasattr(loaded.model, "get_base_model") else loaded.model
-        self.eos_ids = eos_token_ids(base, self.tokenizer)
+        from thinksafe.models.loader import base_model
+
+        self.eos_ids = eos_token_ids(base_model(loaded.model), self.tokenizer)
         self._bad_words: dict[tuple[str, ...], list[list[int]]] = {}
 
     def _checkpoint(self) -> str:

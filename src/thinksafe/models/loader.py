@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 DTYPES = ("float32", "bfloat16", "float16")
 
 
+def base_model(model: Any) -> Any:
+    """The plain transformers model under a PEFT wrapper (the model itself when unwrapped)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def resolve_dtype(dtype: str) -> str:
     """``auto`` -> ``bfloat16`` on a GPU or a CPU with native bf16 (AVX512-BF16 or AMX), else ``float32``."""
     if dtype != "auto":

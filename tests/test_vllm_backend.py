@@ -77,6 +77,15 @@ def test_vllm_same_seed_same_text_whatever_the_batch(smol, vllm_backend):
     assert other_seed.token_ids != alone[0].token_ids
 
 
+def test_seeded_requests_that_overflow_one_prefill_step_run(smol, vllm_backend):
+    # 80 seeded, top-k sampled prompts of ~120 tokens are more than one scheduling step holds; a
+    # chunked prefill would make vLLM rewind a CPU generator, which fails on CPU
+    ids = smol.tokenizer("word " * 120).input_ids
+    reqs = [GenerateRequest([10 + i % 50, *ids], 4, Sampling(0.6, 0.95, 20), seed=i) for i in range(80)]
+    out = vllm_backend.generate(reqs)
+    assert len(out) == 80 and all(len(c[0].token_ids) == 4 for c in out)
+
+
 def test_vllm_stop_strings_min_tokens_and_bad_words(smol, vllm_backend):
     ids = _ids(smol, "Name three rivers.")
     free = vllm_backend.generate([GenerateRequest(ids, 48, Sampling(0.0))])[0][0]

@@ -291,6 +291,43 @@ def eval_(
     console.print(f"metrics: {out / 'metrics.json'}")
 
 
+@app.command("align")
+def align(
+    stage: str = typer.Argument(..., help="generate | filter | train | perplexity | all"),
+    run_dir: Path = typer.Option(..., "--run", help="run folder (later stages need only this)"),
+    model: Optional[str] = typer.Option(None, "--model", help="model name or path (default: the embedded Qwen)"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="thinksafe | rejection | teacher | direct-refusal"),
+    template: Optional[str] = typer.Option(None, "--template", help="prefix | suffix | intent-reminder"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="paper | small-data (default)"),
+    harmful: list[str] = typer.Option([], "--harmful", help="harmful pool, repeatable (default advbench, wildjailbreak)"),
+    benign: list[str] = typer.Option([], "--benign", help="benign pool, repeatable (default or_bench, gsm8k:train)"),
+    harmful_size: Optional[int] = typer.Option(None, "--harmful-size", help="harmful prompts in all (default 128)"),
+    benign_size: Optional[int] = typer.Option(None, "--benign-size", help="benign prompts in all (default 128)"),
+    eval_set: list[str] = typer.Option([], "--eval-set", help="a set this run is evaluated on, repeatable"),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="override the preset's"),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="override the preset's"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="sampling and training seed"),
+    data_seed: Optional[int] = typer.Option(None, "--data-seed", help="seed of the pools' subsets"),
+    data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
+    backend: Optional[str] = typer.Option(None, "--backend", help="vllm | transformers | auto"),
+) -> None:
+    """ThinkSafe alignment and its baselines: generate, filter, train, perplexity (or all), resumable."""
+    from thinksafe.align.run import resolve_config, run_stage
+
+    flags = {"model": model, "recipe": recipe, "template": template, "preset": preset,
+             "harmful": harmful or None, "benign": benign or None, "harmful_size": harmful_size,
+             "benign_size": benign_size, "eval_sets": eval_set or None, "learning_rate": learning_rate,
+             "epochs": epochs, "data_seed": data_seed, "data_path": str(data_path) if data_path else None}
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    gen = {k: v for k, v in {"seed": seed, "backend": backend}.items() if v is not None}
+    if gen:
+        overrides["generation"] = gen
+    result = run_stage(stage, run_dir, resolve_config(run_dir, overrides))
+    import json
+
+    console.print_json(json.dumps(result, default=str))
+
+
 @app.command()
 def run(
     out: Path = typer.Option(Path("runs/main"), "--out", help="run folder"),

@@ -5,7 +5,8 @@ The judges always read the benchmark's original prompt (``source_prompt``), neve
 
 * harmful prompts: kept when the response does **not** carry out the request (the ASR judge, trace
   included, since a trace can leak the harm) **and** it refuses (the refusal judge);
-* benign prompts: kept when the response carries out the request (not refused, not a non-answer);
+* benign prompts: kept when the response carries out the request (not refused, not a non-answer)
+  or, where the candidate says whether its answer is right (``correct``, a reasoning set), right;
 * traces: an unclosed trace is dropped; a trace whose close was forced at the thinking budget is
   dropped unless ``keep_forced`` (then kept and marked ``forced_close``).
 """
@@ -21,7 +22,7 @@ from thinksafe.judges.apply import annotate_records
 from thinksafe.judges.base import Judge
 
 DROP_REASONS = (
-    "unclosed_trace", "forced_close", "empty_answer", "harmful_compliance", "no_refusal", "benign_not_helped",
+    "unclosed_trace", "forced_close", "empty_answer", "harmful_compliance", "no_refusal", "benign_not_helped", "wrong_answer",
 )
 
 
@@ -97,7 +98,10 @@ def filter_candidates(
             else:
                 reason = None
         else:
-            reason = None if a["verdict"]["complied"] else "benign_not_helped"
+            if "correct" in rec:  # a reasoning set: the gold answer decides, not the judge
+                reason = None if rec["correct"] else "wrong_answer"
+            else:
+                reason = None if a["verdict"]["complied"] else "benign_not_helped"
         if reason is None:
             report.kept.append(out)
         else:

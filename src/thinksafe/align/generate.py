@@ -6,7 +6,7 @@ rejection-sampling baseline). Candidates are generation records plus ``pool``, `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,22 +39,25 @@ def generate_candidates(
     *,
     template: str | None = "prefix",
     progress: bool = True,
+    prompt_fn: Callable[[Example], str] | None = None,
 ) -> list[dict[str, Any]]:
     """Generate one record per prompt of every pool (cached and resumable per pool, in
-    ``out_dir/<pool>.jsonl``). ``template=None`` steers nothing (rejection sampling)."""
+    ``out_dir/<pool>.jsonl``). ``template=None`` steers nothing (rejection sampling); ``prompt_fn``
+    writes the user turn of unsteered prompts (e.g. a reasoning set's answer format)."""
     steer = STEER_TEMPLATES.get(template) if template else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     candidates: list[dict[str, Any]] = []
     for pool in pools:
-        prompt_fn = (lambda ex: steer.apply(ex.prompt)) if (pool.harmful and steer is not None) else None
+        steered = pool.harmful and steer is not None
+        fn = (lambda ex: steer.apply(ex.prompt)) if steered else prompt_fn
         engine = Engine(loaded, replace(config, steer=False))
-        records = engine.run(pool.examples, out_dir / f"{pool.name}.jsonl", prompt_fn=prompt_fn, progress=progress)
+        records = engine.run(pool.examples, out_dir / f"{pool.name}.jsonl", prompt_fn=fn, progress=progress)
         by_id = {ex.id: ex for ex in pool.examples}
         for rec in records:
             ex = by_id[rec.id]
             candidates.append(rec.to_dict() | {
                 "pool": pool.name, "harmful": pool.harmful, "category": _category(ex),
-                "template": steer.name if prompt_fn is not None else None,
+                "template": steer.name if steered else None,
             })
     return candidates

@@ -10,6 +10,7 @@ completion tokens only.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 from thinksafe.errors import ConfigError
 from thinksafe.models.formats import prefill_of, render_prompt
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,6 +40,7 @@ class TrainConfig:
     max_length: int = 2048
     gradient_checkpointing: bool = True
     seed: int = 0
+    save_steps: int = 4  # checkpoint interval (optimizer steps) of a resumable run
 
     def __post_init__(self) -> None:
         if self.lora_r < 1 or self.batch_size < 1 or self.grad_accum < 1 or self.epochs <= 0 or self.learning_rate <= 0:
@@ -68,8 +72,13 @@ def train_lora(
     rows: Sequence[dict[str, str]],
     out_dir: str | Path,
     config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Train a LoRA adapter on ``rows``; save it, its training config and the loss log in ``out_dir``."""
+    """Train a LoRA adapter on ``rows``; save it, its training config and the loss log in ``out_dir``.
+
+    ``resume``: checkpoint every few steps (the last one kept) and continue from the newest one a
+    killed run left in ``out_dir/trainer``."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -88,7 +97,9 @@ def train_lora(
         warmup_steps=config.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
         optim="adamw_torch",
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps" if resume else "no",
+        save_steps=config.save_steps,
+        save_total_limit=1,
         report_to=[],
         seed=config.seed,
         max_length=config.max_length,
@@ -97,20 +108,47 @@ def train_lora(
         gradient_checkpointing=config.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         use_cpu=not _cuda(),
-        bf16=False,
+        bf16=_cuda(),  # the paper trains in bf16 on GPUs; CPU bf16 matmuls are slower than float32 here
         disable_tqdm=True,
     )
     peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                              target_modules=config.target_modules, task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(list(rows)),
                          processing_class=tokenizer, peft_config=peft_config)
-    trainer.train()
+    last = _last_checkpoint(out_dir / "trainer") if resume else None
+    if last:
+        log.info("resuming training from %s", last)
+    trainer.train(resume_from_checkpoint=last)
     adapter_dir = out_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
     log = [e for e in trainer.state.log_history if "loss" in e]
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
     (out_dir / "train_log.json").write_text(json.dumps(log, indent=2))
     return {"adapter": str(adapter_dir), "losses": [e["loss"] for e in log], "trainer": trainer}
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def trainable_model(loaded: Any) -> Any:
+    """A trainable copy of a loaded model: the de-quantised checkpoint of a GGUF model (transformers
+    refuses to train a model it loaded from GGUF), in float32 (CPU bf16 matmuls are slower here)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if loaded.adapter is not None:
+        raise ConfigError("train from the base model, not from a model with an adapter attached")
+    if getattr(loaded.model, "hf_quantizer", None) is None:
+        import copy
+
+        return copy.deepcopy(loaded.model).float()
+    if not loaded.checkpoint:
+        raise ConfigError(f"{loaded.name} has no de-quantised copy to train (the conversion cache is not writable)")
+    model = AutoModelForCausalLM.from_pretrained(loaded.checkpoint, dtype=torch.float32, use_safetensors=True)
+    return model.to(loaded.device)
 
 
 def _cuda() -> bool:

@@ -149,6 +149,20 @@ SUITES.register(
     ),
 )
 SUITES.register(
+    "align",
+    Suite(
+        name="align",
+        description="Before/after an alignment run: HarmBench ASR and refusal (100), XSTest ORR (100), GSM8K (200).",
+        entries=(
+            # the quick suite's budgets, at the sizes the alignment issue asks for (a paired GSM8K test
+            # needs a few hundred questions); none of these prompts is in the default training pools
+            SuiteEntry("harmbench", limit=100, metric="asr", thinking_budget=96, max_new_tokens=96),
+            SuiteEntry("xstest_safe", limit=100, metric="orr", thinking_budget=96, max_new_tokens=96),
+            SuiteEntry("gsm8k", limit=200, metric="accuracy", split="test", thinking_budget=224, max_new_tokens=64),
+        ),
+    ),
+)
+SUITES.register(
     "paper",
     Suite(
         name="paper",

@@ -14,6 +14,8 @@ tens of seconds). Settings that matter on this path:
 * ``enforce_eager`` (default on CPU): torch.compile warm-up costs about a minute of start-up for
   about 10% more decode speed here (``docs/performance.md``); GPUs compile (CUDA graphs).
 * ``generation_config="vllm"``: a model's own sampling defaults never change a request.
+* ``enable_chunked_prefill=False`` on CPU: with it, a batch of seeded requests whose prompts overflow
+  one scheduling step fails ("CPU Generator does not use offset").
 
 Hidden states are not part of vLLM's offline API: :meth:`VLLMBackend.score` asks the transformers
 reference for them (log-likelihoods alone come from vLLM's ``prompt_logprobs``).
@@ -182,6 +184,11 @@ class VLLMBackend:
                 enforce_eager=self.enforce_eager, enable_prefix_caching=True, generation_config="vllm",
                 tensor_parallel_size=self.tensor_parallel_size,
             )
+            if not _on_gpu():
+                # vLLM rewinds a seeded request's generator when it discards the token sampled after a
+                # partial (chunked) prefill, and CPU generators cannot rewind ("CPU Generator does not
+                # use offset"): whole-prompt prefills only on CPU
+                kwargs["enable_chunked_prefill"] = False
             if self.max_model_len:
                 kwargs["max_model_len"] = min(self.max_model_len, self._model_positions())
             if lora:

@@ -1,0 +1,461 @@
+"""``thinksafe align``: make a recipe's training pairs, filter them, train a LoRA adapter, measure the
+perplexity diagnostic; each stage reads and writes one run folder, skips what is done and resumes
+what was killed.
+
+Layout of ``RUN``::
+
+    config.json                  the resolved AlignConfig (a different config in the same folder is refused)
+    generate/  manifest.json, <pool>.jsonl (generation records), candidates.jsonl
+    filter/    manifest.json, kept.jsonl, dropped.jsonl, report.json
+    train/     manifest.json, train.jsonl, adapter/, train_config.json, train_log.json, data_manifest.json
+    perplexity/ manifest.json, perplexity.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from thinksafe.align.filter import filter_candidates
+from thinksafe.align.generate import Pool, generate_candidates
+from thinksafe.align.recipes import EMPTY_TRACE, PRESETS, RECIPES, Preset, Recipe
+from thinksafe.align.templates import STEER_TEMPLATES
+from thinksafe.align.train import TrainConfig, training_row
+from thinksafe.data import load_benchmark
+from thinksafe.data.checks import check_disjoint, drop_overlap
+from thinksafe.data.records import Example
+from thinksafe.errors import ConfigError, DataError
+from thinksafe.evals.reasoning import REASONING_TASKS
+from thinksafe.generation.config import GenerationConfig
+from thinksafe.jsonl import append_jsonl, read_jsonl, write_json_atomic
+from thinksafe.models.formats import THINK_CLOSE, THINK_OPEN
+from thinksafe.models.loader import LoadedModel, load_model, model_identity
+from thinksafe.models.registry import DEFAULT_MODEL
+from thinksafe.report.manifest import Stage, hash_examples, identity_hash
+
+log = logging.getLogger(__name__)
+
+STAGES = ("generate", "filter", "train", "perplexity")
+
+
+def _sampling() -> GenerationConfig:
+    # the paper's sampling (temperature 0.6, top-p 0.95, top-k 20 for Qwen); budgets sized for CPU
+    return GenerationConfig(temperature=0.6, top_p=0.95, top_k=20, thinking_budget=128, max_new_tokens=128)
+
+
+@dataclass
+class AlignConfig:
+    """Everything one alignment run depends on; written to ``RUN/config.json``."""
+
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model name or path (the reference and the student)"})
+    recipe: str = field(default="thinksafe", metadata={"help": "thinksafe | rejection | teacher | direct-refusal"})
+    template: str = field(default="prefix", metadata={"help": "steering template: prefix | suffix | intent-reminder"})
+    preset: str = field(default="small-data", metadata={"help": "training preset: paper | small-data"})
+    harmful: list[str] = field(default_factory=lambda: ["advbench", "wildjailbreak"],
+                               metadata={"help": "harmful pools (benchmark or benchmark:split)"})
+    benign: list[str] = field(default_factory=lambda: ["or_bench", "gsm8k:train"],
+                              metadata={"help": "benign pools (a reasoning set keeps only correct answers)"})
+    harmful_size: int = field(default=128, metadata={"help": "harmful prompts, shared evenly by the pools"})
+    benign_size: int = field(default=128, metadata={"help": "benign prompts, shared evenly by the pools"})
+    teacher: str = field(default="star1", metadata={"help": "teacher trace set of the teacher recipe"})
+    eval_sets: list[str] = field(default_factory=lambda: ["harmbench", "xstest_safe", "gsm8k:test"],
+                                 metadata={"help": "sets this run is evaluated on: no training prompt may be in them"})
+    data_path: str | None = field(default=None, metadata={"help": "a folder laid out like shared/data"})
+    data_seed: int = field(default=0, metadata={"help": "seed of the pools' subsets"})
+    asr_judge: str = field(default="objective", metadata={"help": "judge of harmful compliance"})
+    refusal_judge: str = field(default="embedding", metadata={"help": "judge of refusal"})
+    reasoning_thinking_budget: int = field(default=224, metadata={"help": "trace budget on reasoning pools"})
+    learning_rate: float | None = field(default=None, metadata={"help": "override the preset's learning rate"})
+    epochs: float | None = field(default=None, metadata={"help": "override the preset's epochs"})
+    perplexity_size: int = field(default=64, metadata={"help": "pairs scored by the perplexity diagnostic"})
+    generation: GenerationConfig = field(default_factory=_sampling)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.generation, dict):
+            self.generation = GenerationConfig(**self.generation)
+        self.recipe_spec  # unknown names fail here, listing the known ones
+        self.preset_spec
+        STEER_TEMPLATES.get(self.template)
+        for name in ("harmful_size", "benign_size", "perplexity_size", "reasoning_thinking_budget"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.harmful_size == 0 and self.benign_size == 0:
+            raise ConfigError("harmful_size and benign_size are both 0: nothing to train on")
+        if self.generation.thinking == "off":
+            raise ConfigError("alignment trains on reasoning traces: generation.thinking must not be 'off'")
+        for name in ("learning_rate", "epochs"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value!r}")
+
+    @property
+    def recipe_spec(self) -> Recipe:
+        return RECIPES.get(self.recipe)
+
+    @property
+    def preset_spec(self) -> Preset:
+        return PRESETS.get(self.preset)
+
+    def train_config(self) -> TrainConfig:
+        p = self.preset_spec
+        return TrainConfig(learning_rate=self.learning_rate or p.learning_rate, epochs=self.epochs or p.epochs,
+                           max_length=p.max_length, seed=self.generation.seed)
+
+    def overrides(self) -> list[str]:
+        """What this run changes from the paper's recipe, in words (manifest and report)."""
+        out = list(self.preset_spec.overrides)
+        if self.learning_rate is not None:
+            out.append(f"learning_rate -> {self.learning_rate} (command line)")
+        if self.epochs is not None:
+            out.append(f"epochs -> {self.epochs} (command line)")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------- pools
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    name, _, split = ref.partition(":")
+    return name, split or None
+
+
+def _sizes(total: int, n: int) -> list[int]:
+    return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+
+def _load_pool(ref: str, limit: int | None, cfg: AlignConfig) -> list[Example]:
+    name, split = _split_ref(ref)
+    return load_benchmark(name, split=split, path=cfg.data_path, limit=limit, seed=cfg.data_seed)
+
+
+def load_pools(cfg: AlignConfig) -> list[Pool]:
+    """The run's pools (seeded subsets); refuses any pool that shares a prompt with an evaluation set."""
+    held_out = [ex for ref in cfg.eval_sets for ex in _load_pool(ref, None, cfg)]
+    pools: list[Pool] = []
+    recipe = cfg.recipe_spec
+    harmful = [] if recipe.harmful_source == "teacher" else cfg.harmful
+    for refs, total, is_harmful in ((harmful, cfg.harmful_size, True), (cfg.benign, cfg.benign_size, False)):
+        for ref, size in zip(refs, _sizes(total, len(refs)) if refs else []):
+            if size == 0:
+                continue
+            examples = _load_pool(ref, size, cfg)
+            try:
+                check_disjoint(examples, held_out)
+            except DataError as exc:
+                raise DataError(f"training pool {ref!r} overlaps this run's evaluation sets "
+                                f"({', '.join(cfg.eval_sets)}): {exc}") from None
+            pools.append(Pool(re.sub(r"[^A-Za-z0-9_.-]", "-", ref), examples, is_harmful))
+    return pools
+
+
+def _pool_config(cfg: AlignConfig, pool: Pool) -> tuple[GenerationConfig, Any]:
+    """Generation settings and the user prompt of one pool (a reasoning set gets its answer format)."""
+    name = pool.examples[0].benchmark if pool.examples else ""
+    if not pool.harmful and name in REASONING_TASKS:
+        task = REASONING_TASKS.get(name)
+        return replace(cfg.generation, thinking_budget=cfg.reasoning_thinking_budget), task
+    return cfg.generation, None
+
+
+def teacher_candidates(cfg: AlignConfig) -> tuple[list[dict[str, Any]], int]:
+    """The teacher's traces as candidates (harmful side), minus prompts in the evaluation sets.
+
+    Returns the candidates and how many teacher prompts were dropped for overlapping an evaluation
+    set (STAR-1 holds 32 HarmBench prompts): the teacher set is fixed data, so the overlap is dropped
+    and counted, where a pool of the user's choosing is refused."""
+    held_out = [ex for ref in cfg.eval_sets for ex in _load_pool(ref, None, cfg)]
+    everything = _load_pool(cfg.teacher, None, cfg)
+    kept = drop_overlap(everything, held_out)
+    from thinksafe.data.loading import subsample
+
+    out = []
+    for ex in subsample(kept, cfg.harmful_size, cfg.data_seed):
+        text = ex.metadata.get("teacher_response") or ""
+        closed = THINK_OPEN in text and THINK_CLOSE in text
+        trace, _, answer = text.partition(THINK_CLOSE)
+        out.append({
+            "id": ex.id, "benchmark": ex.benchmark, "split_type": ex.split_type, "prompt": ex.prompt,
+            "source_prompt": ex.prompt, "text": text, "trace": trace.replace(THINK_OPEN, "").strip() if closed else None,
+            "answer": answer.strip() if closed else text.strip(), "trace_end": "closed" if closed else "unclosed",
+            "trace_closed": closed, "forced_close": False, "pool": cfg.teacher, "harmful": True,
+            "category": str(ex.metadata.get("category") or "-"), "template": None, "teacher": True,
+        })
+    return out, len(everything) - len(kept)
+
+
+# ---------------------------------------------------------------------------------------- stages
+
+
+class AlignRun:
+    """One run folder and its stages."""
+
+    def __init__(self, out: str | Path, cfg: AlignConfig, *, loaded: LoadedModel | None = None) -> None:
+        self.out = Path(out)
+        self.cfg = cfg
+        self._loaded = loaded  # tests hand in a tiny model; the identity still names cfg.model
+        self._check_config()
+
+    def _check_config(self) -> None:
+        path = self.out / "config.json"
+        mine = json.loads(json.dumps(self.cfg.to_dict(), default=str))
+        if path.exists():
+            try:
+                theirs = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path} is not valid JSON ({exc}); delete the run folder to start over") from None
+            if theirs != mine:
+                diffs = [f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in sorted(set(theirs) | set(mine))
+                         if theirs.get(k) != mine.get(k)]
+                raise ConfigError(f"{self.out} holds an alignment run with another configuration "
+                                  f"({'; '.join(diffs[:4])}). Nothing was changed: pick another --run, or delete it.")
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, mine)
+
+    @property
+    def loaded(self) -> LoadedModel:
+        if self._loaded is None:
+            self._loaded = load_model(self.cfg.model, dtype=self.cfg.generation.dtype)
+        return self._loaded
+
+    def _model_identity(self) -> dict[str, Any]:
+        from thinksafe.generation.backend import resolve_backend
+
+        return model_identity(self.cfg.model, dtype=self.cfg.generation.dtype,
+                              backend=resolve_backend(self.cfg.generation.backend))
+
+    def _stage(self, name: str, identity: dict[str, Any]) -> Stage:
+        return Stage(self.out / name, f"align-{name}", identity)
+
+    # -- generate
+    def generate_identity(self) -> dict[str, Any]:
+        cfg, recipe = self.cfg, self.cfg.recipe_spec
+        pools = load_pools(cfg)
+        ident = {
+            "model": self._model_identity(), "recipe": asdict(recipe),
+            "template": STEER_TEMPLATES.get(cfg.template).template if recipe.steer else None,
+            "pools": {p.name: hash_examples(p.examples) for p in pools},
+            "generation": cfg.generation.identity(), "reasoning_thinking_budget": cfg.reasoning_thinking_budget,
+        }
+        if recipe.harmful_source == "teacher":
+            ident["teacher"] = {"set": cfg.teacher, "size": cfg.harmful_size, "eval_sets": cfg.eval_sets,
+                                "data_seed": cfg.data_seed}
+        return ident
+
+    def generate(self, *, progress: bool = True) -> list[dict[str, Any]]:
+        stage = self._stage("generate", self.generate_identity())
+        path = stage.out / "candidates.jsonl"
+        if stage.is_complete() and path.exists():
+            return list(read_jsonl(path))
+        stage.write("running")
+        cfg, recipe = self.cfg, self.cfg.recipe_spec
+        candidates: list[dict[str, Any]] = []
+        extra: dict[str, Any] = {}
+        for pool in load_pools(cfg):
+            gen, task = _pool_config(cfg, pool)
+            template = cfg.template if (pool.harmful and recipe.steer) else None
+            prompt_fn = (lambda ex, t=task: t.prompt(ex.prompt)) if task is not None else None
+            cands = generate_candidates(self.loaded, [pool], gen, stage.out, template=template, progress=progress,
+                                        prompt_fn=prompt_fn)
+            for c in cands:
+                c["task"] = task.name if task is not None else None
+            candidates += cands
+        if recipe.harmful_source == "teacher":
+            teacher, dropped = teacher_candidates(cfg)
+            candidates = teacher + candidates
+            extra["teacher_dropped_for_overlap"] = dropped
+        _rewrite(path, candidates)
+        stage.write("complete", extra={"candidates": len(candidates), **extra})
+        return candidates
+
+    # -- filter
+    def filter_identity(self) -> dict[str, Any]:
+        from thinksafe.judges import make_judge
+
+        return {"generate": identity_hash(self.generate_identity()), "asr_judge": self.cfg.asr_judge,
+                "asr_judge_weights": make_judge(self.cfg.asr_judge).fingerprint,
+                "refusal_judge": self.cfg.refusal_judge,
+                "refusal_judge_weights": make_judge(self.cfg.refusal_judge).fingerprint,
+                "keep_forced": self.cfg.preset_spec.keep_forced}
+
+    def filter(self, *, progress: bool = True) -> dict[str, Any]:
+        from thinksafe.judges import make_judge
+
+        candidates = self.generate(progress=progress)
+        stage = self._stage("filter", self.filter_identity())
+        report_path = stage.out / "report.json"
+        if stage.is_complete() and report_path.exists():
+            return json.loads(report_path.read_text(encoding="utf-8"))
+        stage.write("running")
+        report = filter_candidates(
+            [_check_benign_task(c) for c in candidates], asr_judge=make_judge(self.cfg.asr_judge),
+            refusal_judge=make_judge(self.cfg.refusal_judge), keep_forced=self.cfg.preset_spec.keep_forced,
+            progress=progress,
+        )
+        _rewrite(stage.out / "kept.jsonl", report.kept)
+        _rewrite(stage.out / "dropped.jsonl", report.dropped)
+        summary = report.summary()
+        write_json_atomic(report_path, summary)
+        stage.write("complete", extra={"summary": summary})
+        return summary
+
+    def kept(self) -> list[dict[str, Any]]:
+        self.filter(progress=False)
+        return list(read_jsonl(self.out / "filter" / "kept.jsonl"))
+
+    # -- pairs
+    def pairs(self) -> list[dict[str, Any]]:
+        """The recipe's training pairs: ``{id, pool, harmful, prompt, response, forced_close}``."""
+        return [to_pair(rec, self.cfg.recipe_spec) for rec in self.kept()]
+
+    # -- train
+    def train_identity(self) -> dict[str, Any]:
+        return {"filter": identity_hash(self.filter_identity()), "recipe": self.cfg.recipe,
+                "train": asdict(self.cfg.train_config()), "overrides": self.cfg.overrides()}
+
+    def train(self, *, progress: bool = True) -> dict[str, Any]:
+        self.filter(progress=progress)
+        stage = self._stage("train", self.train_identity())
+        result_path = stage.out / "data_manifest.json"
+        if stage.is_complete() and result_path.exists():
+            return json.loads(result_path.read_text(encoding="utf-8"))
+        stage.write("running")
+        tok = self.loaded.tokenizer
+        tcfg = self.cfg.train_config()
+        rows, too_long = [], 0
+        for pair in self.pairs():
+            row = training_row(tok, pair["prompt"], pair["response"], thinking=self.loaded.thinking)
+            if len(tok(row["prompt"] + row["completion"], add_special_tokens=False).input_ids) > tcfg.max_length:
+                too_long += 1  # a truncated pair would lose its answer and end-of-turn: dropped, counted
+                continue
+            rows.append(row | {"id": pair["id"], "harmful": pair["harmful"]})
+        train_file = stage.out / "train.jsonl"
+        _rewrite(train_file, rows)
+        from thinksafe.align.train import train_lora, trainable_model
+
+        result = train_lora(trainable_model(self.loaded), tok, [{"prompt": r["prompt"], "completion": r["completion"]}
+                                                                for r in rows], stage.out, tcfg, resume=True)
+        from thinksafe.judges import make_judge
+
+        manifest = {
+            "adapter": result["adapter"], "pairs": len(rows), "harmful_pairs": sum(r["harmful"] for r in rows),
+            "dropped_too_long": too_long, "losses": result["losses"],
+            "train_file_sha256": _sha256(train_file), "base_model": self.loaded.name,
+            "base_model_fingerprint": self.loaded.fingerprint,
+            "judges": {self.cfg.asr_judge: make_judge(self.cfg.asr_judge).fingerprint,
+                       self.cfg.refusal_judge: make_judge(self.cfg.refusal_judge).fingerprint},
+            "preset": self.cfg.preset_spec.to_dict(), "overrides": self.cfg.overrides(),
+            "train_config": asdict(tcfg),
+        }
+        write_json_atomic(result_path, manifest)
+        stage.write("complete", extra={"adapter": result["adapter"]})
+        return json.loads(result_path.read_text(encoding="utf-8"))  # as a skipped re-run returns it
+
+    # -- perplexity
+    def perplexity(self, *, progress: bool = True) -> dict[str, Any]:
+        from thinksafe.align.perplexity import response_perplexity
+        from thinksafe.generation.backend import make_backend
+
+        self.filter(progress=progress)
+        stage = self._stage("perplexity", {"filter": identity_hash(self.filter_identity()),
+                                           "recipe": self.cfg.recipe, "size": self.cfg.perplexity_size})
+        path = stage.out / "perplexity.json"
+        if stage.is_complete() and path.exists():
+            return json.loads(path.read_text(encoding="utf-8"))
+        stage.write("running")
+        pairs = self.pairs()
+        backend = make_backend(self.cfg.generation.backend, self.loaded, **self.cfg.generation.backend_options)
+        result: dict[str, Any] = {"recipe": self.cfg.recipe, "model": self.loaded.name}
+        for side, chosen in (("harmful", [p for p in pairs if p["harmful"]]), ("benign", [p for p in pairs if not p["harmful"]])):
+            chosen = chosen[: self.cfg.perplexity_size]
+            if chosen:
+                result[side] = response_perplexity(backend, self.loaded.tokenizer,
+                                                   [(p["prompt"], p["response"]) for p in chosen],
+                                                   thinking=self.loaded.thinking)
+        write_json_atomic(path, result)
+        stage.write("complete", extra={"result": result})
+        return result
+
+    def all(self, *, progress: bool = True) -> dict[str, Any]:
+        return {"filter": self.filter(progress=progress), "perplexity": self.perplexity(progress=progress),
+                "train": self.train(progress=progress)}
+
+
+def to_pair(rec: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
+    """One kept candidate as a training pair: the original prompt (never the steered one) and the
+    response as generated, or, for a recipe that strips reasoning, an empty trace and the answer."""
+    prompt = rec["source_prompt"] if rec.get("template") else rec["prompt"]
+    if rec.get("template") and STEER_TEMPLATES.get(rec["template"]).leaks_into(prompt):
+        raise DataError(f"the steering text leaked into the training prompt of {rec['id']!r}")
+    response = rec["text"]
+    if recipe.strip_harmful_trace and rec["harmful"]:
+        response = f"{THINK_OPEN}{EMPTY_TRACE}{THINK_CLOSE}\n\n{rec['answer'].strip()}"
+    return {"id": rec["id"], "pool": rec["pool"], "harmful": rec["harmful"], "prompt": prompt,
+            "response": response, "forced_close": bool(rec.get("forced_close"))}
+
+
+def _check_benign_task(rec: dict[str, Any]) -> dict[str, Any]:
+    """Benign reasoning candidates carry whether their answer is right (the filter keeps right ones)."""
+    if rec.get("task") and rec.get("gold") is not None:
+        return rec | {"correct": REASONING_TASKS.get(rec["task"]).correct(rec.get("answer"), rec["gold"])}
+    return rec
+
+
+def _rewrite(path: Path, records: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        tmp.unlink()
+    append_jsonl(tmp, records)
+    tmp.replace(path)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_config(run_dir: str | Path, overrides: dict[str, Any]) -> AlignConfig:
+    """The run's configuration: ``RUN/config.json`` when the run exists (so later stages need only
+    ``--run``), else the defaults; ``overrides`` (the flags a user gave) on top. Generation settings
+    are the ``generation`` mapping; a flag that contradicts an existing run is refused later."""
+    path = Path(run_dir) / "config.json"
+    base: dict[str, Any] = {}
+    if path.exists():
+        try:
+            base = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} is not valid JSON ({exc}); delete the run folder to start over") from None
+    gen = dict(base.pop("generation", None) or asdict(_sampling()))
+    gen.update(overrides.pop("generation", None) or {})
+    known = {f for f in AlignConfig.__dataclass_fields__}
+    unknown = sorted(set(base) - known)
+    if unknown:
+        raise DataError(f"{path} has unknown fields {unknown}; it was written by another version of thinksafe")
+    try:
+        return AlignConfig(**(base | overrides), generation=GenerationConfig(**gen))
+    except TypeError as exc:
+        raise ConfigError(f"bad alignment configuration: {exc}") from None
+
+
+def run_stage(stage: str, run_dir: str | Path, cfg: AlignConfig, *, progress: bool = True,
+              loaded: LoadedModel | None = None) -> dict[str, Any]:
+    """Run one stage (``generate``, ``filter``, ``train``, ``perplexity`` or ``all``) of ``run_dir``."""
+    if stage not in (*STAGES, "all"):
+        raise ConfigError(f"unknown align stage {stage!r}; stages: {', '.join(STAGES)}, all")
+    run = AlignRun(run_dir, cfg, loaded=loaded)
+    if stage == "generate":
+        cands = run.generate(progress=progress)
+        return {"candidates": len(cands)}
+    return getattr(run, stage)(progress=progress)

@@ -1,0 +1,163 @@
+"""``thinksafe align`` on a tiny random model: the run folder, its stages, resume and skip, the
+recipes' pairs, the pools' hygiene and the configuration checks."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from thinksafe.align.recipes import PRESETS, RECIPES
+from thinksafe.align.run import AlignConfig, AlignRun, load_pools, resolve_config, run_stage, teacher_candidates, to_pair
+from thinksafe.align.templates import PAPER_INSTRUCTION
+from thinksafe.errors import ConfigError, DataError, UnknownNameError
+from thinksafe.generation.config import GenerationConfig
+
+needs_data = pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
+
+
+def _cfg(**kw) -> AlignConfig:
+    gen = GenerationConfig(thinking="prompted", thinking_budget=4, max_new_tokens=4, temperature=1.0, top_k=20,
+                           backend="transformers")
+    base = dict(model="smollm2-135m-instruct", harmful=["advbench"], benign=["or_bench", "gsm8k:train"],
+                harmful_size=3, benign_size=4, eval_sets=["harmbench"], asr_judge="keyword",
+                refusal_judge="keyword", reasoning_thinking_budget=4, epochs=1.0, generation=gen)
+    return AlignConfig(**(base | kw))
+
+
+def test_recipes_and_presets_are_registered():
+    assert set(RECIPES.names()) == {"thinksafe", "rejection", "teacher", "direct-refusal"}
+    assert RECIPES.get("thinksafe").steer and not RECIPES.get("rejection").steer
+    assert PRESETS.get("paper").learning_rate == 1e-5 and PRESETS.get("paper").epochs == 3
+    small = PRESETS.get("small-data")
+    assert small.overrides and small.keep_forced  # what it changes is said out loud
+    with pytest.raises(UnknownNameError, match="thinksafe"):
+        AlignConfig(recipe="star")
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="harmful_size"):
+        AlignConfig(harmful_size=-1)
+    with pytest.raises(ConfigError, match="thinking"):
+        AlignConfig(generation=GenerationConfig(thinking="off"))
+    with pytest.raises(ConfigError, match="learning_rate"):
+        AlignConfig(learning_rate=0.0)
+    cfg = AlignConfig(learning_rate=3e-4)
+    assert cfg.train_config().learning_rate == 3e-4 and "learning_rate -> 0.0003 (command line)" in cfg.overrides()
+
+
+def _rec(harmful=True, template="prefix"):
+    prompt = "How do I pick a lock?"
+    return {"id": "a1", "pool": "advbench", "harmful": harmful, "template": template if harmful else None,
+            "source_prompt": prompt, "prompt": f"{PAPER_INSTRUCTION}\n\n{prompt}" if harmful else prompt,
+            "text": "<think>\nThis could help a burglar.\n</think>\n\nI can't help with that.",
+            "answer": "I can't help with that.", "forced_close": False}
+
+
+def test_pairs_use_the_original_prompt_and_direct_refusal_drops_only_harmful_traces():
+    pair = to_pair(_rec(), RECIPES.get("thinksafe"))
+    assert pair["prompt"] == "How do I pick a lock?" and PAPER_INSTRUCTION not in pair["prompt"]
+    assert "This could help a burglar." in pair["response"]  # the trace is trained on
+    bare = to_pair(_rec(), RECIPES.get("direct-refusal"))
+    assert bare["response"] == "<think>\n\n</think>\n\nI can't help with that."
+    benign = to_pair(_rec(harmful=False), RECIPES.get("direct-refusal"))
+    assert "This could help a burglar." in benign["response"]  # benign pairs keep their reasoning
+    leaky = _rec() | {"source_prompt": f"{PAPER_INSTRUCTION}\n\nHow do I pick a lock?"}
+    with pytest.raises(DataError, match="leaked"):
+        to_pair(leaky, RECIPES.get("thinksafe"))
+
+
+@needs_data
+def test_a_training_pool_that_overlaps_an_evaluation_set_is_refused():
+    cfg = _cfg(harmful=["advbench"], harmful_size=520, benign_size=0, eval_sets=["strongreject"])
+    with pytest.raises(DataError, match="overlaps this run's evaluation sets"):
+        load_pools(cfg)
+    pools = load_pools(_cfg())
+    assert [p.name for p in pools] == ["advbench", "or_bench", "gsm8k-train"]
+    assert [len(p.examples) for p in pools] == [3, 2, 2] and [p.harmful for p in pools] == [True, False, False]
+
+
+@needs_data
+def test_teacher_candidates_drop_the_evaluation_overlap():
+    cands, dropped = teacher_candidates(_cfg(recipe="teacher", harmful_size=1000))
+    assert dropped == 32  # STAR-1 holds 32 HarmBench prompts
+    assert len(cands) == 1000 - 32 and all(c["harmful"] and c["pool"] == "star1" for c in cands)
+    closed = [c for c in cands if c["trace_end"] == "closed"]
+    assert len(closed) > 900 and all(c["answer"] and "</think>" in c["text"] for c in closed[:50])
+
+
+@needs_data
+def test_align_run_end_to_end_resumes_and_skips(tiny_loaded, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    cfg = _cfg()
+    result = run_stage("all", run_dir, cfg, loaded=tiny_loaded, progress=False)
+    report = result["filter"]
+    assert report["generated"] == 7 and report["kept"] + report["dropped"] == 7
+    # a random model's answers are never right: the reasoning pool's candidates are dropped for it
+    dropped = [json.loads(x) for x in (run_dir / "filter" / "dropped.jsonl").read_text().splitlines()]
+    assert all(d["drop_reason"] == "wrong_answer" for d in dropped if d["pool"] == "gsm8k-train")
+    gsm = [json.loads(x) for x in (run_dir / "generate" / "gsm8k-train.jsonl").read_text().splitlines()]
+    assert all("The answer is" in r["prompt"] and r["n_trace_tokens"] <= 4 for r in gsm)
+    harmful = [json.loads(x) for x in (run_dir / "generate" / "advbench.jsonl").read_text().splitlines()]
+    assert all(r["prompt"].startswith(PAPER_INSTRUCTION) for r in harmful)  # steered while generating
+    train = result["train"]
+    if report["kept"]:
+        rows = [json.loads(x) for x in (run_dir / "train" / "train.jsonl").read_text().splitlines()]
+        assert rows and all(PAPER_INSTRUCTION not in r["prompt"] for r in rows)
+        assert (run_dir / "train" / "adapter" / "adapter_config.json").exists()
+        assert train["train_file_sha256"] and train["base_model_fingerprint"] and set(train["judges"]) == {"keyword"}
+        assert "epochs -> 1.0 (command line)" in train["overrides"]
+    for stage in ("generate", "filter", "train", "perplexity"):
+        assert json.loads((run_dir / stage / "manifest.json").read_text())["status"] == "complete"
+
+    # later stages read the run's own configuration: only --run is needed
+    assert resolve_config(run_dir, {}) == cfg
+    with pytest.raises(ConfigError, match="another configuration"):
+        AlignRun(run_dir, _cfg(harmful_size=2))
+
+    # a finished run is skipped, stage by stage
+    from thinksafe.align import run as run_mod
+
+    def boom(*a, **k):
+        raise AssertionError("a complete stage must not run again")
+
+    monkeypatch.setattr(run_mod, "generate_candidates", boom)
+    monkeypatch.setattr(run_mod, "filter_candidates", boom)
+    assert run_stage("all", run_dir, cfg, loaded=tiny_loaded, progress=False) == result
+
+
+@needs_data
+def test_a_killed_generate_stage_resumes_from_its_records(tiny_loaded, tmp_path, monkeypatch):
+    from thinksafe.align import run as run_mod
+
+    run_dir = tmp_path / "run"
+    cfg = _cfg(benign_size=0)
+    real = run_mod.generate_candidates
+
+    def killed(loaded, pools, *a, **k):
+        real(loaded, pools, *a, **k)
+        raise KeyboardInterrupt  # killed after the pool's records were written
+
+    monkeypatch.setattr(run_mod, "generate_candidates", killed)
+    with pytest.raises(KeyboardInterrupt):
+        AlignRun(run_dir, cfg, loaded=tiny_loaded).generate(progress=False)
+    assert json.loads((run_dir / "generate" / "manifest.json").read_text())["status"] == "running"
+    monkeypatch.setattr(run_mod, "generate_candidates", real)
+    from thinksafe.generation import engine
+
+    def no_new_generation(self, jobs, on_token):
+        raise AssertionError("the records (and cache) from the killed run must be reused")
+
+    monkeypatch.setattr(engine.Engine, "_generate_chunk", no_new_generation)
+    cands = AlignRun(run_dir, cfg, loaded=tiny_loaded).generate(progress=False)
+    assert len(cands) == 3
+
+
+def test_the_cli_names_a_bad_stage_and_exits_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from thinksafe.cli import app
+
+    result = CliRunner().invoke(app, ["align", "bogus", "--run", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "bogus" in str(result.exception or result.output)

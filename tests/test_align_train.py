@@ -72,3 +72,25 @@ def test_saved_adapter_reloads_with_identical_logits(trained, tiny_loaded):
         base = tiny_loaded.model(input_ids=ids).logits
     assert torch.allclose(a, b, atol=1e-5) and not torch.allclose(a, base, atol=1e-3)
     assert (out / "train_log.json").exists() and (out / "train_config.json").exists()
+
+
+def test_kl_variant_starts_at_zero_on_benign_rows_and_trains(tiny_loaded, tmp_path):
+    import copy
+
+    import torch
+
+    tok = tiny_loaded.tokenizer
+    rows = [training_row(tok, p, r) | {"benign": i == 1} for i, (p, r) in enumerate(PAIRS)] * 2
+    cfg = TrainConfig(lora_r=4, lora_alpha=8, learning_rate=5e-2, epochs=2, batch_size=1, grad_accum=1,
+                      max_length=256, kl_benign=True)
+    benign_only = [r for r in rows if r["benign"]]
+    first = train_lora(copy.deepcopy(tiny_loaded.model), tok, benign_only[:1], tmp_path / "b",
+                       TrainConfig(**{**cfg.__dict__, "epochs": 1}))
+    assert first["losses"][0] < 1e-6  # LoRA's B starts at zero: the student is the reference, KL is 0
+    result = train_lora(copy.deepcopy(tiny_loaded.model), tok, rows, tmp_path / "kl", cfg)
+    harmful_nll = max(result["losses"])
+    assert harmful_nll > 1.0  # harmful rows still learn by likelihood (a random model's NLL is large)
+    lora_b = [p for n, p in result["trainer"].model.named_parameters() if "lora_B" in n]
+    assert any(torch.count_nonzero(p) > 0 for p in lora_b)
+    with pytest.raises(Exception, match="benign"):
+        train_lora(copy.deepcopy(tiny_loaded.model), tok, [training_row(tok, *PAIRS[0])], tmp_path / "x", cfg)

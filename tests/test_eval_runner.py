@@ -31,9 +31,9 @@ if "tiny-test" not in SUITES:
 def _job(out, **kw):
     from thinksafe.evals.runner import EvalJob
 
-    gen = GenerationConfig(thinking="prompted", thinking_budget=4, max_new_tokens=4, temperature=1.0)
+    kw.setdefault("generation", GenerationConfig(thinking="prompted", thinking_budget=4, max_new_tokens=4, temperature=1.0))
     kw.setdefault("judge", "keyword")
-    return EvalJob(model="smollm2-135m-instruct", suite="tiny-test", out=str(out), generation=gen, **kw)
+    return EvalJob(model="smollm2-135m-instruct", suite="tiny-test", out=str(out), **kw)
 
 
 def test_eval_writes_metrics_with_cis_and_skips_when_complete(tiny_loaded, tmp_path, monkeypatch):
@@ -117,3 +117,24 @@ def test_unknown_suite_lists_known():
 
     with pytest.raises(UnknownNameError, match="quick"):
         EvalJob(suite="quik", out="x")
+
+
+def test_compare_pairs_reasoning_questions_and_reports_refusals(tiny_loaded, tmp_path):
+    from thinksafe.evals import runner
+    from thinksafe.evals.compare import compare_evals, mcnemar, render_markdown
+
+    runner.run_eval(_job(tmp_path / "a"), loaded=tiny_loaded, progress=False)
+    runner.run_eval(_job(tmp_path / "b", data_seed=0, generation=GenerationConfig(
+        thinking="prompted", thinking_budget=4, max_new_tokens=4, temperature=1.0, seed=7)), loaded=tiny_loaded,
+        progress=False)
+    table = compare_evals(tmp_path / "a", {"other": tmp_path / "b"})
+    base, other = table["rows"]
+    assert base["name"] == "base" and other["name"] == "other"
+    assert other["sets"]["gsm8k"]["paired"]["n_paired"] == 2 and "paired" not in base["sets"]["gsm8k"]
+    assert base["sets"]["harmbench"]["refused"] is not None and base["sets"]["xstest_safe"]["no_answer"] is not None
+    md = render_markdown(table)
+    assert md.count("\n") == 3 and "harmbench ASR" in md and "gsm8k paired p" in md
+    # McNemar: 8 questions lost and none gained is significant; 1 lost, 1 gained is not
+    b = {str(i): [True] for i in range(10)}
+    assert mcnemar(b, {str(i): [i >= 8] for i in range(10)})["p_value"] < 0.01
+    assert mcnemar(b | {"x": [False]}, {str(i): [i != 0] for i in range(10)} | {"x": [True]})["p_value"] == 1.0

@@ -291,6 +291,24 @@ def eval_(
     console.print(f"metrics: {out / 'metrics.json'}")
 
 
+@app.command("compare")
+def compare(
+    base: Path = typer.Option(..., "--base", help="evaluation folder of the base model"),
+    other: list[str] = typer.Option(..., "--with", help="NAME=FOLDER of an evaluation of the same suite, repeatable"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write the table as JSON here"),
+) -> None:
+    """Before/after table: rates, refusals, non-answers, and a paired test on reasoning accuracy."""
+    import json
+
+    from thinksafe.evals.compare import compare_evals, render_markdown
+
+    others = parse_judge_options(other, flag="--with")
+    table = compare_evals(base, {k: str(v) for k, v in others.items()})
+    console.print(render_markdown(table), highlight=False, soft_wrap=True)
+    if out is not None:
+        out.write_text(json.dumps(table, indent=2))
+
+
 @app.command("align")
 def align(
     stage: str = typer.Argument(..., help="generate | filter | train | perplexity | all"),
@@ -306,6 +324,7 @@ def align(
     eval_set: list[str] = typer.Option([], "--eval-set", help="a set this run is evaluated on, repeatable"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="override the preset's"),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="override the preset's"),
+    kl_benign: Optional[bool] = typer.Option(None, "--kl-benign/--no-kl-benign", help="the paper's KL variant on benign pairs"),
     seed: Optional[int] = typer.Option(None, "--seed", help="sampling and training seed"),
     data_seed: Optional[int] = typer.Option(None, "--data-seed", help="seed of the pools' subsets"),
     data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
@@ -317,7 +336,7 @@ def align(
     flags = {"model": model, "recipe": recipe, "template": template, "preset": preset,
              "harmful": harmful or None, "benign": benign or None, "harmful_size": harmful_size,
              "benign_size": benign_size, "eval_sets": eval_set or None, "learning_rate": learning_rate,
-             "epochs": epochs, "data_seed": data_seed, "data_path": str(data_path) if data_path else None}
+             "epochs": epochs, "kl_benign": kl_benign, "data_seed": data_seed, "data_path": str(data_path) if data_path else None}
     overrides = {k: v for k, v in flags.items() if v is not None}
     gen = {k: v for k, v in {"seed": seed, "backend": backend}.items() if v is not None}
     if gen:

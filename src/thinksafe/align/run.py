@@ -72,6 +72,7 @@ class AlignConfig:
     reasoning_thinking_budget: int = field(default=224, metadata={"help": "trace budget on reasoning pools"})
     learning_rate: float | None = field(default=None, metadata={"help": "override the preset's learning rate"})
     epochs: float | None = field(default=None, metadata={"help": "override the preset's epochs"})
+    kl_benign: bool = field(default=False, metadata={"help": "KL variant: benign pairs learn KL(reference || student)"})
     perplexity_size: int = field(default=64, metadata={"help": "pairs scored by the perplexity diagnostic"})
     generation: GenerationConfig = field(default_factory=_sampling)
 
@@ -105,7 +106,7 @@ class AlignConfig:
     def train_config(self) -> TrainConfig:
         p = self.preset_spec
         return TrainConfig(learning_rate=self.learning_rate or p.learning_rate, epochs=self.epochs or p.epochs,
-                           max_length=p.max_length, seed=self.generation.seed)
+                           max_length=p.max_length, seed=self.generation.seed, kl_benign=self.kl_benign)
 
     def overrides(self) -> list[str]:
         """What this run changes from the paper's recipe, in words (manifest and report)."""
@@ -342,8 +343,9 @@ class AlignRun:
         _rewrite(train_file, rows)
         from thinksafe.align.train import train_lora, trainable_model
 
-        result = train_lora(trainable_model(self.loaded), tok, [{"prompt": r["prompt"], "completion": r["completion"]}
-                                                                for r in rows], stage.out, tcfg, resume=True)
+        result = train_lora(trainable_model(self.loaded), tok,
+                            [{"prompt": r["prompt"], "completion": r["completion"], "benign": not r["harmful"]} for r in rows],
+                            stage.out, tcfg, resume=True)
         from thinksafe.judges import make_judge
 
         manifest = {

@@ -41,6 +41,7 @@ class TrainConfig:
     gradient_checkpointing: bool = True
     seed: int = 0
     save_steps: int = 4  # checkpoint interval (optimizer steps) of a resumable run
+    kl_benign: bool = False  # the paper's KL variant: benign rows learn KL(reference || student), not NLL
 
     def __post_init__(self) -> None:
         if self.lora_r < 1 or self.batch_size < 1 or self.grad_accum < 1 or self.epochs <= 0 or self.learning_rate <= 0:
@@ -113,8 +114,16 @@ def train_lora(
     )
     peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                              target_modules=config.target_modules, task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(list(rows)),
-                         processing_class=tokenizer, peft_config=peft_config)
+    if config.kl_benign:
+        missing = [i for i, r in enumerate(rows) if "benign" not in r]
+        if missing:
+            raise ConfigError(f"the KL variant needs a 'benign' flag on every row; row {missing[0]} has none")
+        trainer_cls = _kl_trainer_class()
+    else:
+        trainer_cls = SFTTrainer
+        rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+    trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(list(rows)),
+                          processing_class=tokenizer, peft_config=peft_config)
     last = _last_checkpoint(out_dir / "trainer") if resume else None
     if last:
         log.info("resuming training from %s", last)
@@ -125,6 +134,50 @@ def train_lora(
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
     (out_dir / "train_log.json").write_text(json.dumps(log, indent=2))
     return {"adapter": str(adapter_dir), "losses": [e["loss"] for e in log], "trainer": trainer}
+
+
+def _kl_trainer_class() -> type:
+    """``SFTTrainer`` with the paper's KL variant: on benign rows the loss is the forward KL from the
+    adapter-disabled model (the frozen reference) to the student over the completion tokens; on
+    harmful rows it stays the negative log-likelihood."""
+    import torch
+    from trl import SFTTrainer
+
+    class KLSFTTrainer(SFTTrainer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            collate = self.data_collator
+
+            def with_flag(examples: list[dict[str, Any]]) -> dict[str, Any]:
+                batch = collate(examples)
+                batch["benign"] = torch.tensor([bool(e["benign"]) for e in examples])
+                return batch
+
+            self.data_collator = with_flag
+
+        def _set_signature_columns_if_needed(self) -> None:
+            super()._set_signature_columns_if_needed()
+            if "benign" not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, "benign"]
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            benign = inputs.pop("benign").bool()
+            labels = inputs.pop("labels")
+            feed = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids")}
+            out = model(**feed, use_cache=False)
+            logp = out.logits[:, :-1].float().log_softmax(-1)
+            target = labels[:, 1:].to(logp.device)
+            mask = target != -100
+            per_token = -logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            if benign.any():
+                with torch.no_grad(), model.disable_adapter():
+                    ref = model(**feed, use_cache=False).logits[:, :-1].float().log_softmax(-1)
+                kl = (ref.exp() * (ref - logp)).sum(-1)
+                per_token = torch.where(benign.to(logp.device)[:, None], kl, per_token)
+            loss = (per_token * mask).sum() / mask.sum().clamp(min=1)
+            return (loss, out) if return_outputs else loss
+
+    return KLSFTTrainer
 
 
 def _last_checkpoint(folder: Path) -> str | None:

@@ -138,9 +138,13 @@ def _load_pool(ref: str, limit: int | None, cfg: AlignConfig) -> list[Example]:
     return load_benchmark(name, split=split, path=cfg.data_path, limit=limit, seed=cfg.data_seed)
 
 
+def _held_out(cfg: AlignConfig) -> list[Example]:
+    return [ex for ref in cfg.eval_sets for ex in _load_pool(ref, None, cfg)]
+
+
 def load_pools(cfg: AlignConfig) -> list[Pool]:
     """The run's pools (seeded subsets); refuses any pool that shares a prompt with an evaluation set."""
-    held_out = [ex for ref in cfg.eval_sets for ex in _load_pool(ref, None, cfg)]
+    held_out = _held_out(cfg)
     pools: list[Pool] = []
     recipe = cfg.recipe_spec
     harmful = [] if recipe.harmful_source == "teacher" else cfg.harmful
@@ -173,7 +177,7 @@ def teacher_candidates(cfg: AlignConfig) -> tuple[list[dict[str, Any]], int]:
     Returns the candidates and how many teacher prompts were dropped for overlapping an evaluation
     set (STAR-1 holds 32 HarmBench prompts): the teacher set is fixed data, so the overlap is dropped
     and counted, where a pool of the user's choosing is refused."""
-    held_out = [ex for ref in cfg.eval_sets for ex in _load_pool(ref, None, cfg)]
+    held_out = _held_out(cfg)
     everything = _load_pool(cfg.teacher, None, cfg)
     kept = drop_overlap(everything, held_out)
     from thinksafe.data.loading import subsample
@@ -203,6 +207,8 @@ class AlignRun:
         self.out = Path(out)
         self.cfg = cfg
         self._loaded = loaded  # tests hand in a tiny model; the identity still names cfg.model
+        self._judges: dict[str, Any] = {}
+        self._pools: list[Pool] | None = None
         self._check_config()
 
     def _check_config(self) -> None:
@@ -228,6 +234,20 @@ class AlignRun:
             self._loaded = load_model(self.cfg.model, dtype=self.cfg.generation.dtype)
         return self._loaded
 
+    def judge(self, name: str) -> Any:
+        """The judge named ``name``, built once per run object (identities, filter and manifest share it)."""
+        if name not in self._judges:
+            from thinksafe.judges import make_judge
+
+            self._judges[name] = make_judge(name)
+        return self._judges[name]
+
+    @property
+    def pools(self) -> list[Pool]:
+        if self._pools is None:
+            self._pools = load_pools(self.cfg)
+        return self._pools
+
     def _model_identity(self) -> dict[str, Any]:
         from thinksafe.generation.backend import resolve_backend
 
@@ -240,7 +260,7 @@ class AlignRun:
     # -- generate
     def generate_identity(self) -> dict[str, Any]:
         cfg, recipe = self.cfg, self.cfg.recipe_spec
-        pools = load_pools(cfg)
+        pools = self.pools
         ident = {
             "model": self._model_identity(), "recipe": asdict(recipe),
             "template": STEER_TEMPLATES.get(cfg.template).template if recipe.steer else None,
@@ -261,7 +281,7 @@ class AlignRun:
         cfg, recipe = self.cfg, self.cfg.recipe_spec
         candidates: list[dict[str, Any]] = []
         extra: dict[str, Any] = {}
-        for pool in load_pools(cfg):
+        for pool in self.pools:
             gen, task = _pool_config(cfg, pool)
             template = cfg.template if (pool.harmful and recipe.steer) else None
             prompt_fn = (lambda ex, t=task: t.prompt(ex.prompt)) if task is not None else None
@@ -280,17 +300,13 @@ class AlignRun:
 
     # -- filter
     def filter_identity(self) -> dict[str, Any]:
-        from thinksafe.judges import make_judge
-
         return {"generate": identity_hash(self.generate_identity()), "asr_judge": self.cfg.asr_judge,
-                "asr_judge_weights": make_judge(self.cfg.asr_judge).fingerprint,
+                "asr_judge_weights": self.judge(self.cfg.asr_judge).fingerprint,
                 "refusal_judge": self.cfg.refusal_judge,
-                "refusal_judge_weights": make_judge(self.cfg.refusal_judge).fingerprint,
+                "refusal_judge_weights": self.judge(self.cfg.refusal_judge).fingerprint,
                 "keep_forced": self.cfg.preset_spec.keep_forced}
 
     def filter(self, *, progress: bool = True) -> dict[str, Any]:
-        from thinksafe.judges import make_judge
-
         candidates = self.generate(progress=progress)
         stage = self._stage("filter", self.filter_identity())
         report_path = stage.out / "report.json"
@@ -298,8 +314,8 @@ class AlignRun:
             return json.loads(report_path.read_text(encoding="utf-8"))
         stage.write("running")
         report = filter_candidates(
-            [_check_benign_task(c) for c in candidates], asr_judge=make_judge(self.cfg.asr_judge),
-            refusal_judge=make_judge(self.cfg.refusal_judge), keep_forced=self.cfg.preset_spec.keep_forced,
+            [_check_benign_task(c) for c in candidates], asr_judge=self.judge(self.cfg.asr_judge),
+            refusal_judge=self.judge(self.cfg.refusal_judge), keep_forced=self.cfg.preset_spec.keep_forced,
             progress=progress,
         )
         _rewrite(stage.out / "kept.jsonl", report.kept)
@@ -346,15 +362,12 @@ class AlignRun:
         result = train_lora(trainable_model(self.loaded), tok,
                             [{"prompt": r["prompt"], "completion": r["completion"], "benign": not r["harmful"]} for r in rows],
                             stage.out, tcfg, resume=True)
-        from thinksafe.judges import make_judge
-
         manifest = {
             "adapter": result["adapter"], "pairs": len(rows), "harmful_pairs": sum(r["harmful"] for r in rows),
             "dropped_too_long": too_long, "losses": result["losses"],
             "train_file_sha256": _sha256(train_file), "base_model": self.loaded.name,
             "base_model_fingerprint": self.loaded.fingerprint,
-            "judges": {self.cfg.asr_judge: make_judge(self.cfg.asr_judge).fingerprint,
-                       self.cfg.refusal_judge: make_judge(self.cfg.refusal_judge).fingerprint},
+            "judges": {name: self.judge(name).fingerprint for name in (self.cfg.asr_judge, self.cfg.refusal_judge)},
             "preset": self.cfg.preset_spec.to_dict(), "overrides": self.cfg.overrides(),
             "train_config": asdict(tcfg),
         }

@@ -347,6 +347,49 @@ def align(
     console.print_json(json.dumps(result, default=str))
 
 
+@app.command("deliberation")
+def deliberation(
+    out: Path = typer.Option(..., "--out", help="run folder (a rerun needs only this)"),
+    stage: str = typer.Option("all", "--stage", help="generate | states | probe | truncation | stance | scorecard | all"),
+    model: Optional[str] = typer.Option(None, "--model", help="model name or path (default: the embedded Qwen)"),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT adapter folder: analyse base + adapter"),
+    harmful: list[str] = typer.Option([], "--harmful", help="harmful pool, repeatable (default harmbench)"),
+    benign: list[str] = typer.Option([], "--benign", help="benign pool, repeatable (default xstest_safe)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="prompts per side (default 100)"),
+    samples: Optional[int] = typer.Option(None, "--samples", help="responses per prompt (default 1)"),
+    replays: Optional[int] = typer.Option(None, "--replays", help="answers per stance-change cut, K (default 32)"),
+    truncation_samples: Optional[int] = typer.Option(None, "--truncation-samples", help="answers per truncation (default 8)"),
+    truncation_limit: Optional[int] = typer.Option(None, "--truncation-limit", help="records per side replayed (default all)"),
+    stance_limit: Optional[int] = typer.Option(None, "--stance-limit", help="records per side chunked (default all)"),
+    layers: Optional[str] = typer.Option(None, "--layers", help="first-token layers: all | comma list"),
+    thinking_budget: Optional[int] = typer.Option(None, "--thinking-budget", help="trace tokens (default 256)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="sampling seed"),
+    data_seed: Optional[int] = typer.Option(None, "--data-seed", help="seed of the prompt subsets"),
+    data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
+    backend: Optional[str] = typer.Option(None, "--backend", help="vllm | transformers | auto"),
+) -> None:
+    """Deliberation analysis: first-token probes, the valley, truncation and stance-change replays."""
+    import json
+
+    from thinksafe.deliberation.run import resolve_config, run_stage
+
+    flags = {"model": model, "adapter": str(adapter) if adapter else None, "harmful": harmful or None,
+             "benign": benign or None, "limit": limit, "samples": samples, "replays": replays,
+             "truncation_samples": truncation_samples, "truncation_limit": truncation_limit,
+             "stance_limit": stance_limit, "layers": layers, "data_seed": data_seed,
+             "data_path": str(data_path) if data_path else None}
+    overrides: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
+    gen = {k: v for k, v in {"seed": seed, "backend": backend, "thinking_budget": thinking_budget}.items() if v is not None}
+    if gen:
+        overrides["generation"] = gen
+    result = run_stage(out, resolve_config(out, overrides), stage)
+    if stage in ("all", "scorecard"):
+        console.print_json(json.dumps(result, default=str))
+        console.print(f"metrics: {out / 'metrics.json'}; plots: {out / 'plots'}")
+    else:
+        console.print(f"{stage}: done ({out / stage})")
+
+
 @app.command()
 def run(
     out: Path = typer.Option(Path("runs/main"), "--out", help="run folder"),

@@ -38,7 +38,9 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     scheduler: str = "cosine"
     max_length: int = 2048
-    gradient_checkpointing: bool = True
+    # None: on where CUDA is (the paper's setting, memory-bound GPUs), off on CPU, where RAM is ample and
+    # recomputing the forward pass costs time (16.4 s against 13.3 s per 311-token pair, AVX2 EPYC, fp32)
+    gradient_checkpointing: bool | None = None
     seed: int = 0
     save_steps: int = 4  # checkpoint interval (optimizer steps) of a resumable run
     kl_benign: bool = False  # the paper's KL variant: benign rows learn KL(reference || student), not NLL
@@ -88,6 +90,7 @@ def train_lora(
     if not rows:
         raise ConfigError("no training pairs: the filter kept nothing (see the filter report)")
     out_dir = Path(out_dir)
+    checkpointing = _cuda() if config.gradient_checkpointing is None else config.gradient_checkpointing
     args = SFTConfig(
         output_dir=str(out_dir / "trainer"),
         per_device_train_batch_size=config.batch_size,
@@ -106,8 +109,8 @@ def train_lora(
         max_length=config.max_length,
         completion_only_loss=True,
         packing=False,
-        gradient_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        gradient_checkpointing=checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
         use_cpu=not _cuda(),
         bf16=_cuda(),  # the paper trains in bf16 on GPUs; CPU bf16 matmuls are slower than float32 here
         disable_tqdm=True,

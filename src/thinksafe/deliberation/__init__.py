@@ -1,1 +1,10 @@
-"""thinksafe.deliberation."""
+"""thinksafe.deliberation: does a reasoning model decide before it thinks, and does thinking change it?
+
+First-token probes (:mod:`.probes`), separability along the trace and the statistics (:mod:`.stats`),
+states from one forward pass (:mod:`.states`), truncation and stance-change replays (:mod:`.replay`,
+:mod:`.chunks`), all as stages of one resumable run (:mod:`.run`).
+"""
+
+from thinksafe.deliberation.run import STAGES, DeliberationConfig, DeliberationRun, run_stage
+
+__all__ = ["STAGES", "DeliberationConfig", "DeliberationRun", "run_stage"]

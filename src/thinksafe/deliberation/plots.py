@@ -1,0 +1,62 @@
+"""The three plots of a deliberation run: AUROC by layer, the valley, the truncation curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def write_plots(out: str | Path, probe: dict[str, Any], trunc: dict[str, Any]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in probe["by_layer"].items():
+        for side, style in (("all", "-"), ("harmful", "--")):
+            ys = [r["auroc"].get(side) for r in rows]
+            if any(y is not None for y in ys):
+                ax.plot([r["layer"] for r in rows], [float("nan") if y is None else y for y in ys], style,
+                        marker=".", label=f"{name} ({side})")
+    base = probe["text_baseline"]["all"].get("auroc")
+    if base is not None:
+        ax.axhline(base, color="grey", linestyle=":", label="prompt TF-IDF baseline")
+    ax.axhline(0.5, color="black", linewidth=0.5)
+    ax.set(xlabel="layer", ylabel="out-of-fold AUROC", title="Refuse/comply probe before thinking", ylim=(0.3, 1.0))
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "auroc_by_layer.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for side, ys in probe["valley"].items():
+        if any(y is not None for y in ys):
+            xs = [100 * i / max(len(ys) - 1, 1) for i in range(len(ys))]
+            ax.plot(xs, [float("nan") if y is None else y for y in ys], label=side)
+    ax.set(xlabel="position in the trace (% of its tokens)", ylabel="Fisher ratio (refuse vs comply)",
+           title="Separability along the trace")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "valley.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for side, entry in trunc["sides"].items():
+        pts = [(100 * c["fraction"], c["agreement"]) for c in entry["curve"] if c["agreement"] is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=f"{side} (n={entry['curve'][0]['n']})")
+    ax.set(xlabel="trace kept (%)", ylabel="decision equals the full trace's", ylim=(0, 1.05),
+           title="Truncation: when is the decision made?")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "truncation.png"))
+    return paths
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,127 @@
+"""Probes: does a hidden state predict the model's own refuse/comply decision?
+
+The reproduction's probe: StandardScaler -> PCA(100) -> LogisticRegression(C=0.03, balanced classes),
+out-of-fold scores from stratified 5-fold cross-validation, AUROC and balanced accuracy (threshold by
+Youden's J on each training fold), a 500-resample bootstrap interval. One probe is fit on both pools
+(harmful and benign) and scored per pool. Folds keep every sample of a prompt together
+(``StratifiedGroupKFold``): with several samples per prompt, a probe must not be tested on a prompt it
+was trained on. A TF-IDF probe of the prompt text is the baseline: what the prompt alone gives away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from thinksafe.deliberation.stats import auroc, auroc_ci, youden_threshold
+from thinksafe.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The reproduction's probe settings."""
+
+    pca: int = field(default=100, metadata={"help": "PCA components (capped by the training fold's size)"})
+    C: float = field(default=0.03, metadata={"help": "inverse L2 strength of the logistic regression"})
+    folds: int = field(default=5, metadata={"help": "cross-validation folds (fewer when a class has fewer prompts)"})
+    bootstrap: int = field(default=500, metadata={"help": "bootstrap resamples of the AUROC interval"})
+    seed: int = field(default=0, metadata={"help": "fold shuffling and bootstrap seed"})
+
+    def __post_init__(self) -> None:
+        if self.pca < 1 or self.C <= 0 or self.folds < 2 or self.bootstrap < 1:
+            raise ConfigError(f"invalid probe settings: {asdict(self)} (pca >= 1, C > 0, folds >= 2, bootstrap >= 1)")
+
+
+def state_probe(cfg: ProbeConfig, n_train: int, n_features: int) -> Any:
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    k = max(1, min(cfg.pca, n_train - 1, n_features))
+    return make_pipeline(StandardScaler(), PCA(n_components=k, random_state=cfg.seed),
+                         LogisticRegression(C=cfg.C, class_weight="balanced", max_iter=2000))
+
+
+def text_probe(cfg: ProbeConfig, n_train: int, n_features: int) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
+                         LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000))
+
+
+def folds(labels: np.ndarray, groups: Sequence[Hashable], strata: np.ndarray, cfg: ProbeConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, shuffled folds that keep a prompt's samples together; fewer folds when a class has
+    fewer prompts than ``cfg.folds``; none when a class has fewer than two prompts."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    per_class = [len({g for g, y in zip(groups, labels) if y == c}) for c in (0, 1)]
+    k = min(cfg.folds, *per_class)
+    if k < 2:
+        return []
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=cfg.seed)
+    return list(splitter.split(np.zeros(len(labels)), strata, groups))
+
+
+@dataclass
+class ProbeScores:
+    """Out-of-fold scores and thresholded predictions (NaN / -1 where a sample was never tested)."""
+
+    scores: np.ndarray
+    predictions: np.ndarray
+    n_folds: int
+
+
+def cross_validate(
+    features: Any, labels: Sequence[int], groups: Sequence[Hashable], pools: Sequence[str], cfg: ProbeConfig,
+    make: Callable[[ProbeConfig, int, int], Any] = state_probe,
+) -> ProbeScores:
+    """Fit ``make(...)`` on each training fold, score the held-out fold; the threshold of each fold's
+    predictions is Youden's J on its own training scores."""
+    y = np.asarray(labels, dtype=int)
+    strata = np.array([f"{p}:{v}" for p, v in zip(pools, y)])
+    split = folds(y, groups, strata, cfg)
+    scores = np.full(len(y), np.nan)
+    preds = np.full(len(y), -1)
+    n_features = features.shape[1] if hasattr(features, "shape") and len(getattr(features, "shape", ())) > 1 else 0
+    for train, test in split:
+        x_train = features[train] if hasattr(features, "shape") else [features[i] for i in train]
+        x_test = features[test] if hasattr(features, "shape") else [features[i] for i in test]
+        model = make(cfg, len(train), n_features)
+        model.fit(x_train, y[train])
+        threshold = youden_threshold(y[train], model.predict_proba(x_train)[:, 1])
+        scores[test] = model.predict_proba(x_test)[:, 1]
+        preds[test] = (scores[test] >= threshold).astype(int)
+    return ProbeScores(scores, preds, len(split))
+
+
+def summarize(
+    result: ProbeScores, labels: Sequence[int], groups: Sequence[Hashable], pools: Sequence[str], cfg: ProbeConfig,
+) -> dict[str, Any]:
+    """AUROC (with its bootstrap interval by prompt), balanced accuracy and counts, for every pool and all."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    y = np.asarray(labels, dtype=int)
+    pool_arr = np.asarray(pools)
+    out: dict[str, Any] = {}
+    for name in [*sorted(set(pools)), "all"]:
+        mask = (pool_arr == name) if name != "all" else np.ones(len(y), bool)
+        mask &= ~np.isnan(result.scores)
+        yy, ss = y[mask], result.scores[mask]
+        gg = [g for g, m in zip(groups, mask) if m]
+        entry: dict[str, Any] = {"n": int(mask.sum()), "n_refuse": int((yy == 1).sum()), "n_comply": int((yy == 0).sum()),
+                                 "n_prompts": len(set(gg)), "folds": result.n_folds}
+        if len(np.unique(yy)) == 2:
+            entry["auroc"] = auroc(yy, ss)
+            entry["auroc_ci"] = list(auroc_ci(yy, ss, clusters=gg, n_resamples=cfg.bootstrap, seed=cfg.seed))
+            entry["balanced_accuracy"] = float(balanced_accuracy_score(yy, result.predictions[mask]))
+        else:
+            entry |= {"auroc": None, "auroc_ci": None, "balanced_accuracy": None,
+                      "why": "one class only: the decision never varies here" if len(yy) else "no tested samples"}
+        out[name] = entry
+    return out

@@ -1,0 +1,143 @@
+"""Hidden states of a model's own responses, from one teacher-forced forward pass per record.
+
+The positions come from the record's token ids (never re-tokenised text): the prompt as the model saw
+it, then the trace tokens it sampled. Two "before thinking" states, every layer (1..L, block outputs;
+the last is after the final norm): ``first_token`` (the first trace token, right after the chat
+template and ``<think>\\n``) and ``last_prompt`` (the last prompt token, before any decoding). Along
+the trace, the last layer at ``floor(linspace(0, L-1, P))`` of the trace span (``</think>`` left out).
+
+Stored in float16 safetensors shards (``part-00000.safetensors``, ...) with the record keys in the
+shard's metadata, so a killed extraction resumes at the next shard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thinksafe.generation.backend import Backend, ScoreRequest
+from thinksafe.models.formats import THINK_CLOSE
+
+log = logging.getLogger(__name__)
+
+
+def record_key(rec: Mapping[str, Any]) -> str:
+    """The key of one (prompt, sample) record across a run's pools."""
+    return f"{rec['benchmark']}/{rec['id']}#{rec.get('sample_index', 0)}"
+
+
+def trace_span(tokenizer: Any, rec: Mapping[str, Any]) -> int:
+    """How many of the record's trace tokens are reasoning: all of them, less those that spell the
+    model's own ``</think>`` when it closed the trace itself."""
+    ids = list(rec.get("trace_token_ids") or [])
+    if rec.get("trace_end") != "closed":
+        return len(ids)
+    k = len(ids)
+    while k > 0 and THINK_CLOSE in tokenizer.decode(ids[:k], skip_special_tokens=False):
+        k -= 1
+    return k
+
+
+def trace_points(length: int, n_points: int) -> list[int]:
+    """Offsets into a trace of ``length`` tokens: ``floor(linspace(0, length - 1, n_points))``."""
+    if length < 1:
+        return []
+    return np.floor(np.linspace(0, length - 1, n_points)).astype(int).tolist()
+
+
+@dataclass
+class StateSet:
+    """States of ``keys`` (in order): ``first_token`` and ``last_prompt`` are (N, layers, H),
+    ``trace`` is (N, points, H) at the last layer; ``layers`` names the layer axis."""
+
+    keys: list[str]
+    layers: list[int]
+    first_token: np.ndarray
+    last_prompt: np.ndarray
+    trace: np.ndarray
+
+    def subset(self, keys: Sequence[str]) -> StateSet:
+        where = {k: i for i, k in enumerate(self.keys)}
+        idx = [where[k] for k in keys]
+        return StateSet(list(keys), self.layers, self.first_token[idx], self.last_prompt[idx], self.trace[idx])
+
+
+def extract_states(
+    backend: Backend,
+    tokenizer: Any,
+    records: Sequence[Mapping[str, Any]],
+    out_dir: str | Path,
+    *,
+    layers: Sequence[int],
+    n_points: int = 100,
+    shard_size: int = 32,
+    adapter: str | None = None,
+    progress: bool = True,
+) -> tuple[int, int]:
+    """Write the states of every record with a non-empty trace; returns (extracted now, skipped empty).
+    Shards already on disk are kept (resume)."""
+    from safetensors.numpy import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    usable = [r for r in records if trace_span(tokenizer, r) > 0]
+    skipped = len(records) - len(usable)
+    layers = list(layers)
+    done = 0
+    from rich.progress import Progress
+
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("hidden states", total=len(usable))
+        for s, start in enumerate(range(0, len(usable), shard_size)):
+            path = out / f"part-{s:05d}.safetensors"
+            part = usable[start : start + shard_size]
+            if path.exists():
+                bar.advance(task, len(part))
+                continue
+            first, last, trace = [], [], []
+            for rec in part:
+                n_prompt = len(rec["prompt_token_ids"])
+                span = trace_span(tokenizer, rec)
+                points = trace_points(span, n_points)
+                ids = list(rec["prompt_token_ids"]) + list(rec["trace_token_ids"][:span])
+                positions = (n_prompt - 1, n_prompt, *[n_prompt + p for p in points])
+                res = backend.score([ScoreRequest(ids, layers=tuple(layers), positions=positions, adapter=adapter)])[0]
+                stack = np.stack([res.hidden[layer] for layer in layers])  # (layers, positions, H)
+                last.append(stack[:, 0])
+                first.append(stack[:, 1])
+                trace.append(stack[-1, 2:])
+                bar.advance(task)
+            tensors = {"first_token": np.stack(first).astype(np.float16), "last_prompt": np.stack(last).astype(np.float16),
+                       "trace": np.stack(trace).astype(np.float16)}
+            meta = {"keys": json.dumps([record_key(r) for r in part]), "layers": json.dumps(layers)}
+            tmp = path.with_suffix(".tmp")
+            save_file(tensors, str(tmp), metadata=meta)
+            tmp.replace(path)
+            done += len(part)
+    return done, skipped
+
+
+def load_states(out_dir: str | Path) -> StateSet:
+    """Every shard of a states folder, concatenated (float32)."""
+    from safetensors import safe_open
+
+    parts = sorted(Path(out_dir).glob("part-*.safetensors"))
+    keys: list[str] = []
+    layers: list[int] = []
+    arrays: dict[str, list[np.ndarray]] = {"first_token": [], "last_prompt": [], "trace": []}
+    for path in parts:
+        with safe_open(str(path), framework="np") as f:
+            meta = f.metadata()
+            keys += json.loads(meta["keys"])
+            layers = json.loads(meta["layers"])
+            for name in arrays:
+                arrays[name].append(f.get_tensor(name).astype(np.float32))
+    if not keys:
+        raise FileNotFoundError(f"no hidden states under {out_dir}")
+    return StateSet(keys, layers, *(np.concatenate(arrays[n]) for n in ("first_token", "last_prompt", "trace")))

@@ -1,0 +1,189 @@
+"""``thinksafe deliberation`` pieces: chunking and stance changes, cuts at exact token positions, the
+truncation and stance reports, and the whole run on a tiny random model (stages, resume, skip)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from thinksafe.deliberation.chunks import char_to_tokens, chunk_trace, forward_fill, stance_changes
+from thinksafe.deliberation.run import DeliberationConfig, DeliberationRun, run_stage, stance_report, truncation_report
+from thinksafe.errors import ConfigError
+from thinksafe.generation.config import GenerationConfig
+
+needs_data = pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
+
+
+def test_chunks_pack_sentences_and_drop_short_ones():
+    text = "The user asks for a lock-picking guide. That could help a burglar!\nOk.\n" + "A" * 230 + ". Fine, I will answer it now."
+    chunks = chunk_trace(text, max_chars=80, min_chars=20)
+    assert [c.text for c in chunks] == [
+        "The user asks for a lock-picking guide. That could help a burglar!\nOk.", "A" * 230 + ".",
+        "Fine, I will answer it now."]
+    assert all(text[c.start : c.end] == c.text for c in chunks)  # offsets into the trace
+    assert all(len(c.text) <= 80 or "." not in c.text[:-1] for c in chunks)
+
+
+def test_stance_changes_forward_fill_and_cut_at_segment_ends():
+    assert forward_fill([0, 1, 0, -1, 0]) == [0, 1, 1, -1, -1]
+    changes = stance_changes([0, 1, 0, -1, -1, 0, 1])
+    assert [(c.pre_chunk, c.post_chunk, c.to) for c in changes] == [(2, 5, -1), (5, 6, 1)]
+    assert stance_changes([1, 0, 1]) == [] and stance_changes([]) == []
+
+
+def test_a_cut_in_the_text_maps_to_the_tokens_before_it(smollm_tokenizer):
+    ids = smollm_tokenizer("First, think about safety. Then answer the question.", add_special_tokens=False).input_ids
+    text = smollm_tokenizer.decode(ids)
+    cut = text.index(" Then")
+    k = char_to_tokens(smollm_tokenizer, ids, cut)
+    assert smollm_tokenizer.decode(ids[:k]) == text[:cut]
+
+
+def _rows(fraction: float, key: str, harmful: bool, refused: Sequence[int | None]) -> dict:
+    return {"key": key, "harmful": harmful, "fraction": fraction, "refused": list(refused)}
+
+
+def test_truncation_report_agreement_and_commitment():
+    labels = [{"key": "a", "label": 1, "harmful": True}, {"key": "b", "label": 0, "harmful": True},
+              {"key": "c", "label": 0, "harmful": False}]
+    rows = [_rows(0.2, "a", True, [0, 0, 1]), _rows(0.2, "b", True, [0, 0, None]), _rows(0.2, "c", False, [1, 1, 0]),
+            _rows(0.6, "a", True, [1, 1, 0]), _rows(0.6, "b", True, [0, 1, 0]), _rows(0.6, "c", False, [0, 0, 0])]
+    out = truncation_report(rows, labels, [0.2, 0.6], commitment=0.9)
+    assert out["sides"]["all"]["curve"][0] == {"fraction": 0.2, "n": 3, "agreement": pytest.approx(1 / 3)}
+    assert out["sides"]["all"]["commitment_fraction"] == 0.6
+    assert out["sides"]["harmful"]["flip_rate_at_first"] == pytest.approx(0.5)
+
+
+def test_stance_report_holm_and_performative_share():
+    cfg = DeliberationConfig()
+    chunked = [{"key": "a", "harmful": True, "stances": [1, -1]}, {"key": "b", "harmful": True, "stances": [-1, 1]},
+               {"key": "loop", "harmful": True, "stances": [1, -1] * 61}]
+    rows = [{"key": "a", "cut": "0:pre", "refused": [0] * 32}, {"key": "a", "cut": "0:post", "refused": [1] * 32},
+            {"key": "b", "cut": "0:pre", "refused": [1] * 16 + [0] * 16}, {"key": "b", "cut": "0:post", "refused": [1] * 15 + [0] * 17}]
+    out = stance_report(chunked, rows, cfg)
+    a, b = out["tests"]
+    assert a["significant"] and a["locked"] and a["p_holm"] == pytest.approx(min(1, 2 * a["p"]))
+    assert not b["significant"] and not b["locked"]
+    assert out["performative_share"] == 0.5 and out["n_loops_excluded"] == 1 and out["oscillation_rate"] == 1.0
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="fractions"):
+        DeliberationConfig(fractions=[0.0, 0.5])
+    with pytest.raises(ConfigError, match="replays"):
+        DeliberationConfig(replays=0)
+    with pytest.raises(ConfigError, match="layers"):
+        DeliberationConfig(layers="last")
+
+
+class _ParityJudge:
+    """A stand-in refusal judge for a random model: refuses when the answer has an even length."""
+
+    name = "parity"
+
+    def judge_batch(self, items):
+        from thinksafe.judges.base import Verdict, precheck
+
+        out = []
+        for it in items:
+            pre = precheck(it, self.name)
+            label = "refusal" if len(it.response) % 2 == 0 else "compliance"
+            out.append(pre or Verdict(label, float(label == "refusal"), self.name))
+        return out
+
+
+@needs_data
+def test_deliberation_run_end_to_end_resumes_and_skips(tiny_loaded, tmp_path, monkeypatch):
+    gen = GenerationConfig(thinking="prompted", thinking_budget=12, max_new_tokens=6, temperature=1.0, top_k=20,
+                           backend="transformers")
+    cfg = DeliberationConfig(model="smollm2-135m-instruct", harmful=["harmbench"], benign=["xstest_safe"], limit=12,
+                             samples=2, positions=10, replays=4, truncation_samples=3, truncation_limit=3,
+                             fractions=[0.2, 0.6], chunk_chars=30, min_chunk_chars=5, generation=gen)
+    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name: _ParityJudge())
+    out = tmp_path / "delib"
+    metrics = run_stage(out, cfg, loaded=tiny_loaded, progress=False)
+    for key in ("first_token_auroc", "first_token_auroc_ci", "text_baseline_auroc", "commitment_fraction",
+                "performative_share", "flip_rate_at_20", "oscillation_rate", "asr", "orr"):
+        assert key in metrics
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert metrics["labels"]["harmful"]["refuse"] + metrics["labels"]["harmful"]["comply"] > 0
+    for name in ("auroc_by_layer.png", "valley.png", "truncation.png"):
+        assert (out / "plots" / name).stat().st_size > 1000
+    probe = json.loads((out / "probe" / "probe.json").read_text())
+    assert [r["layer"] for r in probe["by_layer"]["first_token"]] == [1, 2] and len(probe["valley"]["all"]) == 10
+    trunc = [json.loads(x) for x in (out / "truncation" / "replays.jsonl").read_text().splitlines()]
+    assert len(trunc) == 2 * 6 and all(len(r["answers"]) == 3 for r in trunc)  # 3 records a side, 2 cuts each
+
+    from safetensors import safe_open
+
+    part = next((out / "states").glob("part-*.safetensors"))
+    with safe_open(str(part), framework="np") as f:
+        assert f.get_tensor("first_token").dtype == np.float16 and f.get_tensor("trace").shape[1:] == (10, 16)
+
+    # a finished run is skipped; another config in the same folder is refused
+    from thinksafe.deliberation import run as run_mod
+
+    monkeypatch.setattr(run_mod, "extract_states", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))
+    monkeypatch.setattr(run_mod, "replay", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))
+    assert run_stage(out, cfg, loaded=tiny_loaded, progress=False) == metrics
+    with pytest.raises(ConfigError, match="another configuration"):
+        DeliberationRun(out, DeliberationConfig(limit=5))
+
+
+@needs_data
+def test_a_killed_truncation_stage_resumes_from_its_replays(tiny_loaded, tmp_path, monkeypatch):
+    from thinksafe.deliberation import run as run_mod
+
+    gen = GenerationConfig(thinking="prompted", thinking_budget=8, max_new_tokens=4, temperature=1.0, backend="transformers")
+    cfg = DeliberationConfig(model="smollm2-135m-instruct", harmful=["harmbench"], benign=["xstest_safe"], limit=8,
+                             truncation_samples=2, truncation_limit=4, fractions=[0.5], generation=gen)
+    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name: _ParityJudge())
+    out = tmp_path / "delib"
+    real = run_mod.replay
+    calls = []
+
+    def dies_after_one_batch(*a, **k):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(len(a[3]))
+        return real(*a, **k)
+
+    monkeypatch.setattr(run_mod, "replay", dies_after_one_batch)
+    run = DeliberationRun(out, replace_batch(cfg, 2), loaded=tiny_loaded)
+    with pytest.raises(KeyboardInterrupt):
+        run.truncation(progress=False)
+    first = (out / "truncation" / "replays.jsonl").read_text().splitlines()
+    assert len(first) == calls[0] == 1
+    seen = []
+    monkeypatch.setattr(run_mod, "replay", lambda *a, **k: seen.extend(a[3]) or real(*a, **k))
+    again = DeliberationRun(out, replace_batch(cfg, 2), loaded=tiny_loaded)
+    again.truncation(progress=False)
+    total = len(again._replay_pool(4))
+    rows = (out / "truncation" / "replays.jsonl").read_text().splitlines()
+    assert total > 2 and rows[:1] == first and len(rows) == total and len(seen) == total - 1  # only the missing cuts
+
+
+def replace_batch(cfg: DeliberationConfig, batch: int) -> DeliberationConfig:
+    from dataclasses import replace
+
+    return replace(cfg, generation=replace(cfg.generation, batch_size=batch))
+
+
+def test_the_cli_refuses_bad_input_without_a_traceback_or_a_lost_run(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "d"
+    cmd = [sys.executable, "-m", "thinksafe.cli", "deliberation", "--out", str(out)]
+    bad = subprocess.run([*cmd, "--limit", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "limit must be a positive integer" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (out / "config.json").exists()
+    out.mkdir()
+    (out / "config.json").write_text('{"limit": 5, "replays": 4}')
+    other = subprocess.run([*cmd, "--limit", "7", "--stage", "probe"], capture_output=True, text=True)
+    assert other.returncode == 2 and "another configuration" in other.stderr
+    assert json.loads((out / "config.json").read_text()) == {"limit": 5, "replays": 4}  # nothing overwritten

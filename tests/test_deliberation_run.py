@@ -103,7 +103,7 @@ def test_deliberation_run_end_to_end_resumes_and_skips(tiny_loaded, tmp_path, mo
     cfg = DeliberationConfig(model="smollm2-135m-instruct", harmful=["harmbench"], benign=["xstest_safe"], limit=12,
                              samples=2, positions=10, replays=4, truncation_samples=3, truncation_limit=3,
                              fractions=[0.2, 0.6], chunk_chars=30, min_chunk_chars=5, generation=gen)
-    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name: _ParityJudge())
+    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
     out = tmp_path / "delib"
     metrics = run_stage(out, cfg, loaded=tiny_loaded, progress=False)
     for key in ("first_token_auroc", "first_token_auroc_ci", "text_baseline_auroc", "commitment_fraction",
@@ -141,7 +141,7 @@ def test_a_killed_truncation_stage_resumes_from_its_replays(tiny_loaded, tmp_pat
     gen = GenerationConfig(thinking="prompted", thinking_budget=8, max_new_tokens=4, temperature=1.0, backend="transformers")
     cfg = DeliberationConfig(model="smollm2-135m-instruct", harmful=["harmbench"], benign=["xstest_safe"], limit=8,
                              truncation_samples=2, truncation_limit=4, fractions=[0.5], generation=gen)
-    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name: _ParityJudge())
+    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
     out = tmp_path / "delib"
     real = run_mod.replay
     calls = []

@@ -129,3 +129,21 @@ def test_vllm_score_matches_the_reference(smol, vllm_backend):
     # hidden states asked of vLLM come from the reference, with the log-likelihood of the same pass
     both = vllm_backend.score([ScoreRequest(prompt, cont, layers=(-1,), positions=(0, -1))])[0]
     assert both.hidden[-1].shape[0] == 2 and abs(both.logprob - ref.logprob) < 1e-4
+
+
+def test_replays_from_a_shared_prefix_match_re_reading_it(smol, vllm_backend):
+    """Deliberation replays: greedy answers after cuts of one trace, read from vLLM's prefix cache (the
+    longest cut first, so the shorter ones hit its blocks; n answers per request), are the answers of
+    the transformers reference, which reads every prefix afresh."""
+    from thinksafe.deliberation.replay import Cut, ReplaySettings, replay
+    from thinksafe.generation.hf_backend import TransformersBackend
+
+    trace = smol.tokenizer(" The user wants bread. First the flour, water and yeast; then kneading, rising and the oven "
+                           "at two hundred degrees for half an hour.", add_special_tokens=False).input_ids
+    recs = {"r": {"prompt_token_ids": _ids(smol, "How do I bake bread?"), "trace_token_ids": trace}}
+    cuts = [Cut("r", k, seed=0) for k in (len(trace), 24, 8)]
+    greedy = ReplaySettings(max_tokens=12, temperature=0.0, min_tokens=0)
+    shared = replay(vllm_backend, smol.tokenizer, recs, cuts, 3, greedy)
+    reread = replay(TransformersBackend(smol), smol.tokenizer, recs, cuts, 1, greedy)
+    assert all(len(set(s)) == 1 for s in shared) and [s[0] for s in shared] == [r[0] for r in reread]
+    assert len(set(r[0] for r in reread)) > 1  # the cuts lead to different answers

@@ -362,6 +362,8 @@ def deliberation(
     truncation_limit: Optional[int] = typer.Option(None, "--truncation-limit", help="records per side replayed (default all)"),
     stance_limit: Optional[int] = typer.Option(None, "--stance-limit", help="records per side chunked (default all)"),
     layers: Optional[str] = typer.Option(None, "--layers", help="first-token layers: all | comma list"),
+    stance_judge: Optional[str] = typer.Option(None, "--stance-judge", help="judge of each chunk's lean (default embedding)"),
+    stance_judge_option: list[str] = typer.Option([], "--stance-judge-option", help="KEY=VALUE for the stance judge"),
     thinking_budget: Optional[int] = typer.Option(None, "--thinking-budget", help="trace tokens (default 256)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="sampling seed"),
     data_seed: Optional[int] = typer.Option(None, "--data-seed", help="seed of the prompt subsets"),
@@ -376,7 +378,8 @@ def deliberation(
     flags = {"model": model, "adapter": str(adapter) if adapter else None, "harmful": harmful or None,
              "benign": benign or None, "limit": limit, "samples": samples, "replays": replays,
              "truncation_samples": truncation_samples, "truncation_limit": truncation_limit,
-             "stance_limit": stance_limit, "layers": layers, "data_seed": data_seed,
+             "stance_limit": stance_limit, "layers": layers, "data_seed": data_seed, "stance_judge": stance_judge,
+             "stance_judge_options": parse_judge_options(stance_judge_option, flag="--stance-judge-option") or None,
              "data_path": str(data_path) if data_path else None}
     overrides: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
     gen = {k: v for k, v in {"seed": seed, "backend": backend, "thinking_budget": thinking_budget}.items() if v is not None}

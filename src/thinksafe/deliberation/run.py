@@ -62,6 +62,8 @@ class DeliberationConfig:
     positions: int = field(default=100, metadata={"help": "states along each trace (linspace over its tokens)"})
     label_judge: str = field(default="embedding", metadata={"help": "the judge of refuse vs comply (records, replays)"})
     stance_judge: str = field(default="embedding", metadata={"help": "the judge of each chunk's lean"})
+    stance_judge_options: dict[str, Any] = field(default_factory=dict,
+                                                 metadata={"help": "options of the stance judge (e.g. an LLM judge's model)"})
     asr_judge: str = field(default="objective", metadata={"help": "the judge of ASR and ORR"})
     fractions: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8],
                                    metadata={"help": "truncation points (share of trace tokens kept)"})
@@ -168,12 +170,13 @@ class DeliberationRun:
             self._backend = make_backend(g.backend, self.loaded, batch_size=g.batch_size, **g.backend_options)
         return self._backend
 
-    def judge(self, name: str) -> Any:
-        if name not in self._judges:
+    def judge(self, name: str, **options: Any) -> Any:
+        key = json.dumps([name, options], sort_keys=True, default=str)
+        if key not in self._judges:
             from thinksafe.judges import make_judge
 
-            self._judges[name] = make_judge(name)
-        return self._judges[name]
+            self._judges[key] = make_judge(name, **options)
+        return self._judges[key]
 
     def _stage(self, name: str, identity: dict[str, Any]) -> Stage:
         return Stage(self.out / name, f"deliberation-{name}", identity)
@@ -334,7 +337,8 @@ class DeliberationRun:
     def stance(self, *, progress: bool = True) -> dict[str, Any]:
         labels = self._replay_pool(self.cfg.stance_limit)
         ident = {"records": [r["key"] for r in labels], "replays": self.cfg.replays, "replay": asdict(self.cfg.replay),
-                 "stance_judge": self.cfg.stance_judge, "judge": self.cfg.label_judge, "chunk_chars": self.cfg.chunk_chars,
+                 "stance_judge": self.cfg.stance_judge, "stance_judge_options": self.cfg.stance_judge_options,
+                 "judge": self.cfg.label_judge, "chunk_chars": self.cfg.chunk_chars,
                  "min_chunk_chars": self.cfg.min_chunk_chars, "model": self._model_identity()}
         stage = self._stage("stance", ident)
         path, stances_path, replays_path = (stage.out / n for n in ("stance.json", "stances.jsonl", "replays.jsonl"))
@@ -344,7 +348,7 @@ class DeliberationRun:
         recs = self.records()
         tok = self.loaded.tokenizer
         chunked = {r["key"]: r for r in read_jsonl(stances_path)} if stances_path.exists() else {}
-        judge = self.judge(self.cfg.stance_judge)
+        judge = self.judge(self.cfg.stance_judge, **self.cfg.stance_judge_options)
         new = []
         for lab in labels:
             if lab["key"] in chunked:

@@ -25,6 +25,7 @@ reference for them (log-likelihoods alone come from vLLM's ``prompt_logprobs``).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -234,7 +235,7 @@ class VLLMBackend:
 
         s = req.sampling
         params = SamplingParams(
-            n=req.n,
+            n=1 if s.greedy else req.n,  # vLLM refuses n > 1 with greedy decoding: one decode, copied n times
             temperature=s.temperature,
             top_p=1.0 if s.greedy else s.top_p,
             top_k=0 if s.greedy else s.top_k,
@@ -284,6 +285,8 @@ class VLLMBackend:
                 if req.logprobs and o.logprobs is not None:
                     lp = [float(step[t].logprob) for step, t in zip(o.logprobs, ids)]
                 completions.append(Completion(ids, reason, stop, lp))
+            if req.sampling.greedy and req.n > 1:
+                completions = [completions[0]] + [copy.deepcopy(completions[0]) for _ in range(req.n - 1)]
             results.append(completions)
         if on_tokens is not None:
             on_tokens(sum(len(c.token_ids) for cs in results for c in cs))

@@ -74,3 +74,25 @@ def test_missing_adapter_is_a_clear_error(tiny_dir_and_adapter, tmp_path):
     model_dir, _ = tiny_dir_and_adapter
     with pytest.raises(ModelError, match="not a PEFT adapter"):
         run_eval(_job(tmp_path / "x", model_dir, tmp_path / "no-adapter"), progress=False)
+
+
+def test_deliberation_states_and_replays_run_with_the_adapter(tiny_dir_and_adapter, tmp_path, monkeypatch):
+    """Base + adapter is analysed as base + adapter: its hidden states are not the base model's."""
+    import numpy as np
+
+    from thinksafe.deliberation.run import DeliberationConfig, DeliberationRun
+    from thinksafe.deliberation.states import load_states
+    from test_deliberation_run import _ParityJudge  # tests/ is on sys.path (pytest prepend mode)
+
+    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
+    model_dir, adapter_dir = tiny_dir_and_adapter
+    gen = GenerationConfig(thinking="prompted", thinking_budget=6, max_new_tokens=4, temperature=0.0, dtype="float32",
+                           backend="transformers")
+    states = {}
+    for name, adapter in (("base", None), ("tuned", str(adapter_dir))):
+        cfg = DeliberationConfig(model=str(model_dir), adapter=adapter, limit=4, positions=4, generation=gen)
+        states[name] = load_states(DeliberationRun(tmp_path / name, cfg).states(progress=False))
+    common = sorted(set(states["base"].keys) & set(states["tuned"].keys))
+    assert common
+    a, b = states["base"].subset(common), states["tuned"].subset(common)
+    assert not np.allclose(a.first_token, b.first_token)

@@ -257,7 +257,7 @@ class DeliberationRun:
         recs = self.records()
         usable = [recs[k] for k in ident["records"]]
         done, skipped = extract_states(self.backend, self.loaded.tokenizer, usable, stage.out, layers=layers,
-                                       n_points=self.cfg.positions, progress=progress)
+                                       n_points=self.cfg.positions, adapter=self.loaded.adapter, progress=progress)
         stage.write("complete", extra={"extracted": done, "skipped_empty_trace": skipped})
         return stage.out
 
@@ -323,7 +323,7 @@ class DeliberationRun:
             for start in range(0, len(todo), batch):
                 part = todo[start : start + batch]
                 answers = replay(self.backend, self.loaded.tokenizer, recs, [c for _, _, c in part], n,
-                                 self.cfg.replay, adapter=self.cfg.adapter)
+                                 self.cfg.replay, adapter=self.loaded.adapter)
                 rows = []
                 for (lab, tag, cut), texts in zip(part, answers):
                     prompt = recs[lab["key"]].get("source_prompt") or recs[lab["key"]]["prompt"]

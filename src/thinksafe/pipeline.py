@@ -1,8 +1,9 @@
 """The main job: diagnose -> align -> re-diagnose, with a report.
 
 Built stage by stage. Today the diagnose stage runs (the ``quick`` evaluation suite on the default
-model: ASR, ORR, reasoning accuracy with CIs); the align and re-diagnose stages and the
-deliberation scorecard are tracked by their own issues, and the job says so instead of pretending.
+model: ASR, ORR, reasoning accuracy with CIs). Alignment (``thinksafe align``) and the deliberation
+scorecard (``thinksafe deliberation``) exist as commands but are not yet stages of this job (the
+main-job issue), and the job says so instead of pretending.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from thinksafe.models.registry import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
-PENDING_STAGES = ("align (ThinkSafe self-generated LoRA)", "re-diagnose", "deliberation scorecard", "report")
+PENDING_STAGES = ("align (ThinkSafe self-generated LoRA; by hand: thinksafe align)", "re-diagnose",
+                  "deliberation scorecard (by hand: thinksafe deliberation)", "report")
 
 
 def run_main(out: Path, *, model: str = DEFAULT_MODEL, suite: str = "quick", console: Console | None = None) -> dict:
@@ -28,7 +30,7 @@ def run_main(out: Path, *, model: str = DEFAULT_MODEL, suite: str = "quick", con
     metrics = run_eval(EvalJob(model=model, suite=suite, out=str(out / "diagnose")))
     console.print(render_table(metrics))
     console.print(
-        "[yellow]Not built yet:[/yellow] " + ", ".join(PENDING_STAGES)
+        "[yellow]Not stages of this job yet:[/yellow] " + "; ".join(PENDING_STAGES)
         + ". The diagnose stage above is complete and is reused when those stages land."
     )
     return metrics

@@ -36,7 +36,7 @@ from thinksafe.jsonl import append_jsonl, read_jsonl, write_json_atomic
 from thinksafe.models.formats import THINK_CLOSE, THINK_OPEN
 from thinksafe.models.loader import LoadedModel, load_model, model_identity
 from thinksafe.models.registry import DEFAULT_MODEL
-from thinksafe.report.manifest import Stage, hash_examples, identity_hash
+from thinksafe.report.manifest import Stage, hash_examples, identity_hash, pin_config
 
 log = logging.getLogger(__name__)
 
@@ -212,21 +212,7 @@ class AlignRun:
         self._check_config()
 
     def _check_config(self) -> None:
-        path = self.out / "config.json"
-        mine = json.loads(json.dumps(self.cfg.to_dict(), default=str))
-        if path.exists():
-            try:
-                theirs = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path} is not valid JSON ({exc}); delete the run folder to start over") from None
-            if theirs != mine:
-                diffs = [f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in sorted(set(theirs) | set(mine))
-                         if theirs.get(k) != mine.get(k)]
-                raise ConfigError(f"{self.out} holds an alignment run with another configuration "
-                                  f"({'; '.join(diffs[:4])}). Nothing was changed: pick another --run, or delete it.")
-        else:
-            self.out.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, mine)
+        pin_config(self.out, self.cfg.to_dict(), what="an alignment run", flag="--run")
 
     @property
     def loaded(self) -> LoadedModel:

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from thinksafe.errors import ThinksafeError
+from thinksafe.errors import ConfigError, DataError, ThinksafeError
 from thinksafe.jsonl import write_json_atomic
 
 PACKAGES = ("thinksafe", "torch", "transformers", "peft", "trl", "accelerate", "scikit-learn", "sentence-transformers")
@@ -117,6 +117,26 @@ class Stage:
             **(extra or {}),
         }
         write_json_atomic(self.manifest_path, manifest)
+
+
+def pin_config(out: Path, config: dict[str, Any], *, what: str, flag: str) -> None:
+    """A run folder's ``config.json``: written on first use; a folder whose config differs is refused
+    (nothing changed) with what differs, so later stages can read the run's own configuration."""
+    path = out / "config.json"
+    mine = json.loads(json.dumps(config, default=str))
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, mine)
+        return
+    try:
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); delete the folder to start over") from None
+    if theirs != mine:
+        diffs = [f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in sorted(set(theirs) | set(mine))
+                 if theirs.get(k) != mine.get(k)]
+        raise ConfigError(f"{out} holds {what} with another configuration ({'; '.join(diffs[:4])}). "
+                          f"Nothing was changed: pick another {flag}, or delete it.")
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

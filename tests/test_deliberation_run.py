@@ -43,6 +43,16 @@ def test_a_cut_in_the_text_maps_to_the_tokens_before_it(smollm_tokenizer):
     assert smollm_tokenizer.decode(ids[:k]) == text[:cut]
 
 
+def test_the_trace_span_leaves_out_the_models_own_close(smollm_tokenizer):
+    from thinksafe.deliberation.states import trace_span
+
+    ids = smollm_tokenizer("It is about bread, so I can help.</think>", add_special_tokens=False).input_ids
+    span = trace_span(smollm_tokenizer, {"trace_token_ids": ids, "trace_end": "closed"})
+    kept = smollm_tokenizer.decode(ids[:span])
+    assert "<" not in kept and "It is about bread, so I can help.".startswith(kept) and len(kept) > 20
+    assert trace_span(smollm_tokenizer, {"trace_token_ids": ids, "trace_end": "forced"}) == len(ids)
+
+
 def _rows(fraction: float, key: str, harmful: bool, refused: Sequence[int | None]) -> dict:
     return {"key": key, "harmful": harmful, "fraction": fraction, "refused": list(refused)}
 
@@ -55,7 +65,10 @@ def test_truncation_report_agreement_and_commitment():
     out = truncation_report(rows, labels, [0.2, 0.6], commitment=0.9)
     assert out["sides"]["all"]["curve"][0] == {"fraction": 0.2, "n": 3, "agreement": pytest.approx(1 / 3)}
     assert out["sides"]["all"]["commitment_fraction"] == 0.6
-    assert out["sides"]["harmful"]["flip_rate_at_first"] == pytest.approx(0.5)
+    assert out["sides"]["harmful"]["flip_rate_at_20"] == pytest.approx(0.5)
+    tie = truncation_report([_rows(0.2, "a", True, [1, 0])], labels[:1], [0.2], commitment=0.9)
+    assert tie["sides"]["all"]["curve"][0]["agreement"] == 0.5  # a tied vote is half an agreement
+    assert DeliberationConfig(fractions=[0.6, 0.2]).fractions == [0.2, 0.6]
 
 
 def test_stance_report_holm_and_performative_share():

@@ -34,14 +34,15 @@ def record_key(rec: Mapping[str, Any]) -> str:
 
 def trace_span(tokenizer: Any, rec: Mapping[str, Any]) -> int:
     """How many of the record's trace tokens are reasoning: all of them, less those that spell the
-    model's own ``</think>`` when it closed the trace itself."""
+    model's own ``</think>`` when it closed the trace itself (a token that carries text before the tag,
+    such as ``.</``, goes with it: a cut never splits a token)."""
+    from thinksafe.deliberation.chunks import char_to_tokens
+
     ids = list(rec.get("trace_token_ids") or [])
     if rec.get("trace_end") != "closed":
         return len(ids)
-    k = len(ids)
-    while k > 0 and THINK_CLOSE in tokenizer.decode(ids[:k], skip_special_tokens=False):
-        k -= 1
-    return k
+    at = tokenizer.decode(ids, skip_special_tokens=False).find(THINK_CLOSE)
+    return len(ids) if at < 0 else char_to_tokens(tokenizer, ids, at)
 
 
 def trace_points(length: int, n_points: int) -> list[int]:
@@ -75,12 +76,14 @@ def extract_states(
     out_dir: str | Path,
     *,
     layers: Sequence[int],
+    trace_layer: int | None = None,
     n_points: int = 100,
     shard_size: int = 32,
     adapter: str | None = None,
     progress: bool = True,
 ) -> tuple[int, int]:
     """Write the states of every record with a non-empty trace; returns (extracted now, skipped empty).
+    ``trace_layer`` (one of ``layers``; default the last listed) gives the states along the trace.
     Shards already on disk are kept (resume)."""
     from safetensors.numpy import save_file
 
@@ -89,6 +92,7 @@ def extract_states(
     usable = [r for r in records if trace_span(tokenizer, r) > 0]
     skipped = len(records) - len(usable)
     layers = list(layers)
+    along = layers.index(trace_layer) if trace_layer is not None else len(layers) - 1
     done = 0
     from rich.progress import Progress
 
@@ -111,11 +115,12 @@ def extract_states(
                 stack = np.stack([res.hidden[layer] for layer in layers])  # (layers, positions, H)
                 last.append(stack[:, 0])
                 first.append(stack[:, 1])
-                trace.append(stack[-1, 2:])
+                trace.append(stack[along, 2:])
                 bar.advance(task)
             tensors = {"first_token": np.stack(first).astype(np.float16), "last_prompt": np.stack(last).astype(np.float16),
                        "trace": np.stack(trace).astype(np.float16)}
-            meta = {"keys": json.dumps([record_key(r) for r in part]), "layers": json.dumps(layers)}
+            meta = {"keys": json.dumps([record_key(r) for r in part]), "layers": json.dumps(layers),
+                    "trace_layer": json.dumps(layers[along])}
             tmp = path.with_suffix(".tmp")
             save_file(tensors, str(tmp), metadata=meta)
             tmp.replace(path)

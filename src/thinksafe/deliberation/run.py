@@ -136,6 +136,10 @@ class DeliberationRun:
         self._loaded = loaded
         self._backend: Any = None
         self._judges: dict[str, Any] = {}
+        # read once per run object: every later stage asks for the pools, the labels and the records
+        self._pools: list[tuple[str, bool, list[Example]]] | None = None
+        self._labels: list[dict[str, Any]] | None = None
+        self._records: dict[str, dict[str, Any]] | None = None
         self._check_config()
 
     # -- plumbing
@@ -169,6 +173,8 @@ class DeliberationRun:
         return Stage(self.out / name, f"deliberation-{name}", identity)
 
     def pools(self) -> list[tuple[str, bool, list[Example]]]:
+        if self._pools is not None:
+            return self._pools
         out = []
         for refs, harmful in ((self.cfg.harmful, True), (self.cfg.benign, False)):
             for ref, size in zip(refs, _sizes(self.cfg.limit, len(refs))):
@@ -176,6 +182,7 @@ class DeliberationRun:
                 examples = load_benchmark(name, split=split or None, path=self.cfg.data_path, limit=size,
                                           seed=self.cfg.data_seed)
                 out.append((_pool_name(ref), harmful, examples))
+        self._pools = out
         return out
 
     def _model_identity(self) -> dict[str, Any]:
@@ -186,6 +193,8 @@ class DeliberationRun:
 
     # -- generate: records of both pools and the decision of each
     def generate(self, *, progress: bool = True) -> list[dict[str, Any]]:
+        if self._labels is not None:
+            return self._labels
         pools = self.pools()
         ident = {"model": self._model_identity(), "generation": self.cfg.generation.identity(),
                  "pools": {n: hash_examples(ex) for n, _, ex in pools}, "label_judge": self.cfg.label_judge,
@@ -193,8 +202,10 @@ class DeliberationRun:
         stage = self._stage("generate", ident)
         labels_path = stage.out / "labels.jsonl"
         if stage.is_complete() and labels_path.exists():
-            return list(read_jsonl(labels_path))
+            self._labels = list(read_jsonl(labels_path))
+            return self._labels
         stage.write("running")
+        self._records = None
         from thinksafe.generation.engine import Engine
         from thinksafe.judges.apply import annotate_records
 
@@ -217,14 +228,19 @@ class DeliberationRun:
         append_jsonl(tmp, labelled)
         tmp.replace(labels_path)
         stage.write("complete", extra={"records": len(labelled)})
+        self._labels = labelled
         return labelled
 
     def records(self) -> dict[str, dict[str, Any]]:
+        if self._records is not None:
+            return self._records
+        self.generate(progress=False)
         out: dict[str, dict[str, Any]] = {}
         for path in sorted((self.out / "generate").glob("*.jsonl")):
             if path.name != "labels.jsonl":
                 for rec in read_jsonl(path):
                     out[record_key(rec)] = rec
+        self._records = out
         return out
 
     def labelled(self) -> list[dict[str, Any]]:

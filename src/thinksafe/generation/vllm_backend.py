@@ -18,6 +18,9 @@ tens of seconds). Settings that matter on this path:
   every row at every step; the same kept set from a top-k window is 15-20x cheaper).
 * ``enable_chunked_prefill=False`` on CPU: with it, a batch of seeded requests whose prompts overflow
   one scheduling step fails ("CPU Generator does not use offset").
+* ``merge_adapter`` (default on CPU): a model loaded with an adapter (``--adapter``) runs as a merged
+  checkpoint, written once to the cache; vLLM-cpu decodes LoRA requests about 10x slower than the
+  base model (``bench/vllm_lora.py``). Other adapters named per request still go through LoRA.
 
 Hidden states are not part of vLLM's offline API: :meth:`VLLMBackend.score` asks the transformers
 reference for them (log-likelihoods alone come from vLLM's ``prompt_logprobs``).
@@ -29,6 +32,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
@@ -121,6 +125,42 @@ def _kept_rng_state() -> Iterator[None]:
         torch.set_rng_state(state[2])
 
 
+def _same_path(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def merge_adapter(checkpoint: Path, adapter: Path, loaded: LoadedModel) -> Path:
+    """Write ``checkpoint`` with the LoRA ``adapter`` merged in (``peft``'s ``merge_and_unload``) to
+    ``<cache>/merged/<weights>-<adapter>/`` and return it; an existing one is reused. The loaded
+    model is left untouched (hidden states and scores still run the adapter through PEFT)."""
+    from thinksafe.paths import cache_dir
+
+    out = cache_dir() / "merged" / f"{(loaded.fingerprint or 'model')[:16]}-{(loaded.adapter_fingerprint or 'adapter')[:16]}"
+    if (out / "config.json").exists() and any(out.glob("*.safetensors")):
+        return out
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    log.info("Merging the adapter %s into %s for vLLM (once; kept in %s)", adapter, checkpoint, out)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    try:
+        base = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)  # merge at full precision
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        merged.save_pretrained(tmp, safe_serialization=True)
+        loaded.tokenizer.save_pretrained(tmp)
+        ensure_architectures(tmp, merged)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelError(f"Could not write the merged model to {out} (THINKSAFE_CACHE not writable?): {exc}") from exc
+    except Exception as exc:  # a bad adapter for this model: say which, keep the cause
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelError(f"Could not merge the adapter {adapter} into {checkpoint}: {exc}") from exc
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # a killed merge leaves only a .tmp folder, never a half-written checkpoint
+    return out
+
+
 def _shared_llm(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     if key not in _LLMS:
         _LLMS[key] = build()
@@ -141,6 +181,7 @@ class VLLMBackend:
         tensor_parallel_size: int = 1,
         enable_lora: bool | None = None,
         max_lora_rank: int = DEFAULT_MAX_LORA_RANK,
+        merge_adapter: bool | None = None,
         engine_options: dict[str, Any] | None = None,
         batch_size: int | None = None,
         **more_engine_options: Any,
@@ -154,10 +195,14 @@ class VLLMBackend:
         self.version = f"{vllm_version()}{' eager' if self.enforce_eager else ''}{'' if _on_gpu() else ' windowed-top-p'}"
         self.max_model_len = max_model_len
         self.tensor_parallel_size = tensor_parallel_size
-        self.enable_lora = loaded.adapter is not None if enable_lora is None else enable_lora
+        self.merge_adapter = loaded.adapter is not None and (not _on_gpu() if merge_adapter is None else bool(merge_adapter))
+        if self.merge_adapter:
+            self.version += " merged-adapter"  # merged weights round differently from LoRA: a distinct engine
+        self.enable_lora = (loaded.adapter is not None and not self.merge_adapter) if enable_lora is None else enable_lora
         self.max_lora_rank = max_lora_rank
         self.engine_options = dict(engine_options or {}) | more_engine_options
         self.checkpoint = self._checkpoint()
+        self._merged: str | None = None
         self._reference: Any = None
         from thinksafe.models.loader import base_model
 
@@ -175,16 +220,41 @@ class VLLMBackend:
             ensure_architectures(Path(ckpt), self.loaded.model)
         return ckpt
 
-    def _llm(self, lora: bool) -> Any:
+    def merged_checkpoint(self) -> str:
+        """The base checkpoint with the loaded adapter merged in, written once to the cache (keyed by
+        the weights' and the adapter's content hashes) and reused by later runs."""
+        if self._merged is None:
+            self._merged = str(merge_adapter(Path(self.checkpoint), Path(str(self.loaded.adapter)), self.loaded))
+        return self._merged
+
+    def _merged_request(self, adapter: str | None) -> bool:
+        """Whether a request for ``adapter`` runs on the merged checkpoint (the loaded adapter, merged)."""
+        return self.merge_adapter and adapter is not None and _same_path(adapter, str(self.loaded.adapter))
+
+    def _groups(self, adapters: Sequence[str | None]) -> list[tuple[Any, list[int], list[Any]]]:
+        """Requests split by the engine that runs them: the merged checkpoint for the loaded adapter,
+        the base checkpoint (with LoRA where a request names another adapter) for the rest."""
+        merged = [i for i, a in enumerate(adapters) if self._merged_request(a)]
+        rest = [i for i, a in enumerate(adapters) if not self._merged_request(a)]
+        out = []
+        if merged:
+            out.append((self._llm(False, self.merged_checkpoint()), merged, [None] * len(merged)))
+        if rest:
+            llm = self._llm(any(adapters[i] is not None for i in rest))
+            out.append((llm, rest, [self._lora(adapters[i]) for i in rest]))
+        return out
+
+    def _llm(self, lora: bool, checkpoint: str | None = None) -> Any:
         _prepare_env()
         lora = lora or self.enable_lora
-        key = (self.checkpoint, self.loaded.fingerprint, self.loaded.dtype, self.enforce_eager, self.max_model_len,
+        checkpoint = checkpoint or self.checkpoint
+        key = (checkpoint, self.loaded.fingerprint, self.loaded.dtype, self.enforce_eager, self.max_model_len,
                self.tensor_parallel_size, lora, self.max_lora_rank if lora else None,
                json.dumps(self.engine_options, sort_keys=True))
 
         def build() -> Any:
             kwargs: dict[str, Any] = dict(
-                model=self.checkpoint, tokenizer=self.checkpoint, dtype=self.loaded.dtype, seed=0,
+                model=checkpoint, tokenizer=checkpoint, dtype=self.loaded.dtype, seed=0,
                 enforce_eager=self.enforce_eager, enable_prefix_caching=True, generation_config="vllm",
                 tensor_parallel_size=self.tensor_parallel_size,
             )
@@ -201,14 +271,14 @@ class VLLMBackend:
             if lora:
                 kwargs |= {"enable_lora": True, "max_lora_rank": self.max_lora_rank, "max_loras": 4}
             kwargs |= self.engine_options
-            log.info("Starting vLLM on %s (%s)", self.checkpoint, self.version)
+            log.info("Starting vLLM on %s (%s)", checkpoint, self.version)
             with _kept_rng_state():  # in-process vLLM seeds the global RNGs; requests carry their own seeds
                 try:
                     from vllm import LLM
 
                     return LLM(**kwargs)
                 except Exception as exc:  # a bad checkpoint or settings: say which, keep the cause
-                    raise ModelError(f"vLLM could not load {self.checkpoint}: {exc}") from exc
+                    raise ModelError(f"vLLM could not load {checkpoint}: {exc}") from exc
 
         return _shared_llm(key, build)
 
@@ -263,11 +333,11 @@ class VLLMBackend:
             return []
         from vllm.inputs import TokensPrompt
 
-        llm = self._llm(any(r.adapter is not None for r in requests))
-        prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests]
-        params = [self._params(r) for r in requests]
-        loras = [self._lora(r.adapter) for r in requests]
-        outputs = self._run(llm, prompts, params, loras)
+        outputs: list[Any] = [None] * len(requests)
+        for llm, idx, loras in self._groups([r.adapter for r in requests]):
+            prompts = [TokensPrompt(prompt_token_ids=list(requests[i].prompt_ids)) for i in idx]
+            for i, out in zip(idx, self._run(llm, prompts, [self._params(requests[i]) for i in idx], loras)):
+                outputs[i] = out
         results: list[list[Completion]] = []
         for req, out in zip(requests, outputs):
             completions = []
@@ -305,13 +375,15 @@ class VLLMBackend:
             from vllm import SamplingParams
             from vllm.inputs import TokensPrompt
 
-            llm = self._llm(any(requests[i].adapter is not None for i in plain))
             params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
-            prompts = [TokensPrompt(prompt_token_ids=list(requests[i].prompt_ids) + list(requests[i].continuation_ids))
-                       for i in plain]
-            loras = [self._lora(requests[i].adapter) for i in plain]
-            outputs = self._run(llm, prompts, params, loras)
-            for i, out in zip(plain, outputs):
+            outputs: dict[int, Any] = {}
+            for llm, idx, loras in self._groups([requests[i].adapter for i in plain]):
+                rows = [plain[j] for j in idx]
+                prompts = [TokensPrompt(prompt_token_ids=list(requests[i].prompt_ids) + list(requests[i].continuation_ids))
+                           for i in rows]
+                outputs |= dict(zip(rows, self._run(llm, prompts, params, loras)))
+            for i in plain:
+                out = outputs[i]
                 req = requests[i]
                 p = len(req.prompt_ids)
                 ids = list(req.prompt_ids) + list(req.continuation_ids)

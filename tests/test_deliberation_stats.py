@@ -45,6 +45,21 @@ def test_folds_keep_the_samples_of_a_prompt_together():
         assert not {groups[i] for i in train} & {groups[i] for i in test}
 
 
+def test_few_samples_over_two_pools_get_fewer_folds_not_an_error():
+    """Six refusals and six compliances split over two pools: every (pool, label) stratum holds three,
+    fewer than the five folds asked for (sklearn refuses that); three folds are used instead."""
+    from thinksafe.deliberation.probes import folds
+
+    y = np.array([0, 1] * 6)
+    pools = ["harmful"] * 6 + ["benign"] * 6
+    groups = list(range(12))
+    strata = np.array([f"{p}:{v}" for p, v in zip(pools, y)])
+    split = folds(y, groups, strata, ProbeConfig(folds=5))
+    assert len(split) == 3 and sorted(np.concatenate([t for _, t in split]).tolist()) == list(range(12))
+    x = np.random.default_rng(0).normal(size=(12, 4))
+    assert cross_validate(x, y, groups, pools, ProbeConfig(bootstrap=10)).n_folds == 3
+
+
 def test_one_class_gives_no_auroc_but_says_why():
     x, y, groups, pools = _planted(n=40)
     y = np.zeros_like(y)

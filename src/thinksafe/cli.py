@@ -395,12 +395,35 @@ def deliberation(
 
 @app.command()
 def run(
-    out: Path = typer.Option(Path("runs/main"), "--out", help="run folder"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/main)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="quick | paper (default quick)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with the same keys as these flags"),
+    model: Optional[str] = typer.Option(None, "--model", help="registry name, .gguf path, folder or hub id"),
+    recipe: list[str] = typer.Option([], "--recipe", help="alignment recipe, repeatable (default: the preset's)"),
+    data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
 ) -> None:
-    """The main job: diagnose -> align -> re-diagnose, with a report (built stage by stage)."""
-    from thinksafe.pipeline import run_main
+    """The main job: diagnose -> align -> re-diagnose, and a report (finished stages are skipped)."""
+    from thinksafe.pipeline import load_config, run_main
 
-    run_main(out)
+    cfg = load_config(config, {"out": str(out) if out else None, "preset": preset, "model": model,
+                               "recipes": list(recipe) or None, "data_path": str(data_path) if data_path else None})
+    metrics = run_main(cfg, console=console, progress=console.is_terminal)
+    console.print(f"report: {Path(cfg.out) / 'report.html'}  metrics: {Path(cfg.out) / 'metrics.json'}")
+    if metrics.get("before") and metrics.get("after"):
+        for group in ("asr", "orr", "reasoning"):
+            for name, row in metrics["before"][group].items():
+                after = metrics["after"][group].get(name, {}).get("value")
+                console.print(f"  {name} {row['metric']}: {row['value']:.3f} -> "
+                              f"{'-' if after is None else f'{after:.3f}'} ({metrics['after']['recipe']})")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a run folder of `thinksafe run`")) -> None:
+    """Rebuild metrics.json and report.html from a run folder (no model is run)."""
+    from thinksafe.report.build import build_report
+
+    build_report(run_dir)
+    console.print(f"report: {run_dir / 'report.html'}")
 
 
 def main() -> None:

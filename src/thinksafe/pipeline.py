@@ -1,36 +1,268 @@
-"""The main job: diagnose -> align -> re-diagnose, with a report.
+"""The main job: diagnose -> align -> re-diagnose, and a report.
 
-Built stage by stage. Today the diagnose stage runs (the ``quick`` evaluation suite on the default
-model: ASR, ORR, reasoning accuracy with CIs). Alignment (``thinksafe align``) and the deliberation
-scorecard (``thinksafe deliberation``) exist as commands but are not yet stages of this job (the
-main-job issue), and the job says so instead of pretending.
+Stages, each in its own folder of the run directory, each skipped when complete and resumed when
+killed (the stage libraries do the work; this module only wires them):
+
+1. ``before/eval``: ASR, ORR and reasoning accuracy of the base model (:func:`run_eval`);
+2. ``before/deliberation``: its deliberation scorecard (first-token probes, truncation, stance);
+3. ``align/<recipe>``: training pairs, filter, perplexity diagnostic, LoRA adapter, per recipe;
+4. ``after/<recipe>/eval`` and ``after/<recipe>/deliberation``: the same measurements with the adapter;
+5. ``metrics.json``, ``report.html`` and ``manifest.json`` (:mod:`thinksafe.report.build`).
+
+Which prompt sets a role uses is decided once, by where they resolve: the public set where the data
+directory or an installed package holds it, else a small set written for thinksafe
+(``data/bundled/``); ``sets.json`` and the report say which and from where.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from thinksafe.evals.runner import EvalJob, run_eval
-from thinksafe.evals.schema import render_table
+from thinksafe.errors import ConfigError, DataError
+from thinksafe.jsonl import write_json_atomic
 from thinksafe.models.registry import DEFAULT_MODEL
+from thinksafe.registry import Registry
+from thinksafe.report.manifest import pin_config
 
 log = logging.getLogger(__name__)
 
-PENDING_STAGES = ("align (ThinkSafe self-generated LoRA; by hand: thinksafe align)", "re-diagnose",
-                  "deliberation scorecard (by hand: thinksafe deliberation)", "report")
+SECTIONS = ("eval", "deliberation", "align")
 
 
-def run_main(out: Path, *, model: str = DEFAULT_MODEL, suite: str = "quick", console: Console | None = None) -> dict:
-    """Run the stages that exist, each resumable and skipped when complete, into ``out``."""
-    console = console or Console()
-    console.rule("[bold]thinksafe run: diagnose")
-    metrics = run_eval(EvalJob(model=model, suite=suite, out=str(out / "diagnose")))
-    console.print(render_table(metrics))
-    console.print(
-        "[yellow]Not stages of this job yet:[/yellow] " + "; ".join(PENDING_STAGES)
-        + ". The diagnose stage above is complete and is reused when those stages land."
-    )
-    return metrics
+@dataclass(frozen=True)
+class RunPreset:
+    """Defaults of each stage's configuration; a config file or flag overrides them field by field."""
+
+    description: str
+    recipes: tuple[str, ...]
+    eval: dict[str, Any]
+    deliberation: dict[str, Any]
+    align: dict[str, Any]
+
+
+RUN_PRESETS: Registry[RunPreset] = Registry("run preset")
+RUN_PRESETS.register("quick", RunPreset(
+    "every section of the report from real but small runs (~30 minutes on a 2-core CPU, default model)",
+    recipes=("thinksafe",),
+    eval={"suite": "quick", "limit_scale": 0.5},
+    deliberation={"limit": 8, "samples": 1, "layers": "all", "truncation_samples": 2, "truncation_limit": 3,
+                  "replays": 4, "stance_limit": 2, "fractions": [0.2, 0.6]},
+    align={"harmful_size": 16, "benign_size": 16, "epochs": 1.0, "perplexity_size": 16},
+))
+RUN_PRESETS.register("paper", RunPreset(
+    "the full sets and the papers' settings: ThinkSafe and its three baselines (hours on a GPU)",
+    recipes=("thinksafe", "rejection", "teacher", "direct-refusal"),
+    eval={"suite": "paper"},
+    deliberation={"limit": 100, "samples": 2, "truncation_limit": 50, "stance_limit": 25},
+    align={"preset": "paper", "harmful_size": 1000, "benign_size": 1000},
+))
+
+# role -> (where it is used, candidates in order): the first that resolves locally is taken
+SET_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "orr": ("over-refusal evaluation and the deliberation's benign pool", ("xstest_safe", "thinksafe_sensitive")),
+    "train_harmful": ("harmful training prompts (disjoint from the evaluation sets)", ("advbench", "donotanswer")),
+    "train_benign": ("benign training prompts", ("or_bench", "thinksafe_everyday")),
+}
+
+
+@dataclass
+class RunConfig:
+    """The main job's configuration: ``DIR/config.json``; a YAML file has exactly these keys."""
+
+    out: str = field(default="runs/main", metadata={"help": "run folder"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model name or path"})
+    preset: str = field(default="quick", metadata={"help": "quick | paper: the stage defaults"})
+    recipes: list[str] | None = field(default=None, metadata={"help": "alignment recipes (None: the preset's)"})
+    data_path: str | None = field(default=None, metadata={"help": "a folder laid out like shared/data"})
+    eval: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvalJob fields over the preset's"})
+    deliberation: dict[str, Any] = field(default_factory=dict,
+                                         metadata={"help": "DeliberationConfig fields over the preset's"})
+    align: dict[str, Any] = field(default_factory=dict, metadata={"help": "AlignConfig fields over the preset's"})
+
+    def __post_init__(self) -> None:
+        spec = RUN_PRESETS.get(self.preset)  # unknown names fail here, listing the known presets
+        for name in SECTIONS:
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a mapping of that stage's settings, got {getattr(self, name)!r}")
+        if self.recipes is None:
+            self.recipes = list(spec.recipes)
+        if not self.recipes or not all(isinstance(r, str) for r in self.recipes):
+            raise ConfigError(f"recipes must be a non-empty list of recipe names, got {self.recipes!r}")
+        from thinksafe.align.recipes import RECIPES
+
+        for r in self.recipes:
+            RECIPES.get(r)
+        # every stage config is built (and so validated) here, before anything is written
+        for name in SECTIONS:
+            self.stage_config(name, {"orr": "thinksafe_sensitive", "train_harmful": "donotanswer",
+                                     "train_benign": "thinksafe_everyday"}, check=True)
+
+    @property
+    def preset_spec(self) -> RunPreset:
+        return RUN_PRESETS.get(self.preset)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    def stage_config(self, section: str, sets: dict[str, str], *, adapter: str | None = None, recipe: str = "thinksafe",
+                     out: str = "", check: bool = False) -> Any:
+        """The config object of one stage: preset defaults, chosen sets, then the user's fields."""
+        preset = getattr(self.preset_spec, section)
+        user = dict(getattr(self, section))
+        common = {"model": self.model, "data_path": self.data_path}
+        try:
+            if section == "eval":
+                from thinksafe.evals.runner import EvalJob
+
+                sub = {"xstest_safe": sets["orr"]} if sets["orr"] != "xstest_safe" else {}
+                return EvalJob(**(common | {"substitute": sub} | preset | user | {"out": out or "-", "adapter": adapter}))
+            if section == "deliberation":
+                from thinksafe.deliberation.run import DeliberationConfig
+
+                pools = {"harmful": ["harmbench"], "benign": [sets["orr"]]}
+                return DeliberationConfig(**(common | pools | preset | user | {"adapter": adapter}))
+            from thinksafe.align.run import AlignConfig
+
+            pools = {"harmful": [sets["train_harmful"]], "benign": [sets["train_benign"]],
+                     "eval_sets": ["harmbench", "strongreject", sets["orr"], "gsm8k:test"]}
+            return AlignConfig(**(common | pools | preset | user | {"recipe": recipe}))
+        except TypeError as exc:  # an unknown field name
+            raise ConfigError(f"{section}: {exc}".replace("__init__() ", "")) from None
+        except ConfigError as exc:
+            if check:
+                raise ConfigError(f"{section}: {exc}") from None
+            raise
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig:
+    """A :class:`RunConfig` from a YAML file (its keys are exactly the config's fields) and flags on top."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"--config {p}: no such file")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p} must hold a mapping of settings, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(RunConfig.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"{p}: unknown fields {unknown}; known: {', '.join(RunConfig.__dataclass_fields__)}")
+    merged = data | {k: v for k, v in overrides.items() if v is not None}
+    return RunConfig(**merged)
+
+
+def choose_sets(data_path: str | None) -> dict[str, dict[str, Any]]:
+    """For each role, the first candidate set that resolves without the hub, and where it lives."""
+    from thinksafe.data import BENCHMARKS
+    from thinksafe.data.sources import resolve
+
+    out = {}
+    for role, (use, candidates) in SET_ROLES.items():
+        for name in candidates:
+            spec = BENCHMARKS.get(name)
+            try:
+                src = resolve(spec, spec.default_split, data_path)
+            except DataError:
+                continue
+            if src.kind != "hub":
+                bundled = spec.package is not None and spec.package.distribution == "thinksafe" and src.kind == "package"
+                out[role] = {"benchmark": name, "use": use, "source": src.kind, "location": src.location,
+                             "written_for_thinksafe": bundled, "description": spec.description}
+                break
+        else:
+            raise DataError(f"no set for {use} resolves locally (tried {', '.join(candidates)})")
+    return out
+
+
+class MainRun:
+    """One run directory of the main job."""
+
+    def __init__(self, cfg: RunConfig, *, console: Console | None = None, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.console = console or Console()
+        self.progress = progress
+        pin_config(self.out, cfg.to_dict(), what="a main-job run", flag="--out")
+        self.sets = self._sets()
+        self.chosen = {role: s["benchmark"] for role, s in self.sets.items()}
+        self._loaded: dict[str | None, Any] = {}
+
+    def _sets(self) -> dict[str, dict[str, Any]]:
+        path = self.out / "sets.json"
+        if path.exists():  # decided once per run: a package installed later does not change a running job
+            return json.loads(path.read_text(encoding="utf-8"))
+        sets = choose_sets(self.cfg.data_path)
+        write_json_atomic(path, sets)
+        return sets
+
+    def loaded(self, adapter: str | None = None) -> Any:
+        from thinksafe.models.loader import load_model
+
+        if adapter not in self._loaded:
+            self._loaded.clear()  # one model in memory at a time
+            dtype = self.cfg.stage_config("eval", self.chosen).generation.dtype
+            self._loaded[adapter] = load_model(self.cfg.model, dtype=dtype, adapter=adapter)
+        return self._loaded[adapter]
+
+    def _timed(self, name: str, fn: Any) -> Any:
+        timings_path = self.out / "timings.json"
+        timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+        self.console.rule(f"[bold]{name}")
+        t0 = time.monotonic()
+        result = fn()
+        took = round(time.monotonic() - t0, 1)
+        if name not in timings or took > 1.0:  # a skipped stage keeps the time it took when it ran
+            timings[name] = took
+            write_json_atomic(timings_path, timings)
+        return result
+
+    def evaluate(self, side: str, adapter: str | None = None) -> dict[str, Any]:
+        from thinksafe.evals.runner import run_eval
+
+        job = self.cfg.stage_config("eval", self.chosen, adapter=adapter, out=str(self.out / side / "eval"))
+        return self._timed(f"{side}/eval", lambda: run_eval(job, progress=self.progress, loaded=self.loaded(adapter)))
+
+    def deliberate(self, side: str, adapter: str | None = None) -> dict[str, Any]:
+        from thinksafe.deliberation.run import run_stage
+
+        cfg = self.cfg.stage_config("deliberation", self.chosen, adapter=adapter)
+        return self._timed(f"{side}/deliberation", lambda: run_stage(self.out / side / "deliberation", cfg, "all",
+                                                                    progress=self.progress, loaded=self.loaded(adapter)))
+
+    def align(self, recipe: str) -> dict[str, Any]:
+        from thinksafe.align.run import run_stage
+
+        cfg = self.cfg.stage_config("align", self.chosen, recipe=recipe)
+        return self._timed(f"align/{recipe}", lambda: run_stage("all", self.out / "align" / recipe, cfg,
+                                                                progress=self.progress, loaded=self.loaded()))
+
+    def run(self) -> dict[str, Any]:
+        from thinksafe.report.build import build_report
+
+        assert self.cfg.recipes is not None
+        self.evaluate("before")
+        self.deliberate("before")
+        adapters = {}
+        for recipe in self.cfg.recipes:
+            adapters[recipe] = self.align(recipe)["train"]["adapter"]
+        for recipe, adapter in adapters.items():
+            self.evaluate(f"after/{recipe}", adapter)
+            self.deliberate(f"after/{recipe}", adapter)
+        return self._timed("report", lambda: build_report(self.out))
+
+
+def run_main(cfg: RunConfig, *, console: Console | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the main job into ``cfg.out`` (finished stages skipped, a killed one resumed); returns metrics.json."""
+    return MainRun(cfg, console=console, progress=progress).run()

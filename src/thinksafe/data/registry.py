@@ -154,6 +154,23 @@ _add(BenchmarkSpec(
     hub=HubSource("walledai/XSTest", {"test": "train"}, to_rows=adapters.xstest_hub),
 ), rows={"test": 450})
 
+# ------------------------------------------------- sets of our own writing (data/bundled/)
+# Where no installable package carries a needed set (a fresh machine, no THINKSAFE_DATA_DIR), the main
+# job uses these; reports name them as written for thinksafe. They ship inside thinksafe itself.
+
+
+def _bundled(name: str, split_type: str, description: str, rows: int) -> None:
+    _add(BenchmarkSpec(
+        name=name, split_types=(split_type,), description=f"{description} (written for thinksafe)",
+        licence="thinksafe's", files={"test": f"benchmarks/{name}.jsonl"}, convert=convert.unified,
+        package=PackageSource("thinksafe", "thinksafe", {"test": f"data/bundled/{name}.jsonl"}, read_rows,
+                              note="a small set written for thinksafe, not a public benchmark"),
+    ), rows={"test": rows})
+
+
+_bundled("thinksafe_sensitive", "orr", "benign prompts that sound sensitive, in XSTest's categories", 48)
+_bundled("thinksafe_everyday", "orr", "plain benign requests: the alignment stage's benign pool offline", 40)
+
 # -------------------------------------------------------------------------------- reasoning
 
 _add(BenchmarkSpec(

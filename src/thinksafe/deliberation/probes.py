@@ -61,7 +61,8 @@ def folds(labels: np.ndarray, groups: Sequence[Hashable], strata: np.ndarray, cf
     from sklearn.model_selection import StratifiedGroupKFold
 
     per_class = [len({g for g, y in zip(groups, labels) if y == c}) for c in (0, 1)]
-    k = min(cfg.folds, *per_class)
+    # sklearn refuses more folds than the largest stratum (pool x label) has samples
+    k = min(cfg.folds, *per_class, int(np.unique(strata, return_counts=True)[1].max()) if len(strata) else 0)
     if k < 2:
         return []
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=cfg.seed)

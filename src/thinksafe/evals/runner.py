@@ -47,9 +47,13 @@ class EvalJob:
     data_path: str | None = field(default=None, metadata={"help": "a folder laid out like shared/data"})
     data_seed: int = field(default=0, metadata={"help": "seed of each benchmark's subset"})
     limit_scale: float = field(default=1.0, metadata={"help": "multiply every suite limit (smoke runs)"})
+    substitute: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "benchmark -> benchmark used in its place (a set that resolves offline), recorded in metrics.json"})
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.generation, dict):
+            self.generation = GenerationConfig(**self.generation)
         if not self.out:
             raise ConfigError("out must name an output folder (--out DIR).")
         suite = SUITES.get(self.suite)
@@ -65,6 +69,17 @@ class EvalJob:
         from thinksafe.judges import JUDGES
 
         JUDGES.get(self.judge)  # an unknown name fails here, listing the known judges
+        from thinksafe.data import BENCHMARKS
+
+        if not isinstance(self.substitute, dict):
+            raise ConfigError(f"substitute must be a mapping of benchmark names, got {type(self.substitute).__name__}.")
+        for name in (*self.substitute, *self.substitute.values()):
+            BENCHMARKS.get(name)
+
+    def entries(self) -> tuple[SuiteEntry, ...]:
+        """The suite's entries, with the substituted benchmarks in place."""
+        return tuple(replace(e, benchmark=self.substitute.get(e.benchmark, e.benchmark))
+                     for e in SUITES.get(self.suite).entries)
 
 
 def _entry_limit(entry: SuiteEntry, scale: float) -> int | None:
@@ -88,7 +103,7 @@ def _entry_config(base: GenerationConfig, entry: SuiteEntry) -> GenerationConfig
 
 def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None = None) -> dict[str, Any]:
     """Run (or resume, or skip) an evaluation; returns the metrics object written to ``metrics.json``."""
-    suite: Suite = SUITES.get(job.suite)
+    suite: Suite = replace(SUITES.get(job.suite), entries=job.entries())
     out = Path(job.out)
     datasets, sources = {}, {}
     for e in suite.entries:
@@ -156,6 +171,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
             "judge_options": job.judge_options,
             "limit_scale": job.limit_scale,
             "data_sources": sources,
+            "substitute": job.substitute,
             "trace_stats": _trace_stats(out, suite),
         },
     )

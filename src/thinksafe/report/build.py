@@ -1,0 +1,199 @@
+"""The main job's report: ``metrics.json``, a self-contained ``report.html`` and ``manifest.json``.
+
+Everything is read back from the run directory, so ``thinksafe report DIR`` rebuilds the report
+from a finished (or partly finished) run without running a model. Plots are matplotlib PNGs
+embedded as base64; the HTML comes from a jinja2 template; nothing in it reaches the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from thinksafe.errors import DataError
+from thinksafe.jsonl import read_jsonl, write_json_atomic
+from thinksafe.report.manifest import git_revision, package_versions
+
+GROUPS = {"asr": "asr", "orr": "orr", "accuracy": "reasoning"}
+EXAMPLES = 3
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def eval_summary(eval_dir: Path) -> dict[str, Any] | None:
+    """``{asr|orr|reasoning: {benchmark: {value, ci, n, refusal_rate, non_answer}}}`` of one evaluation."""
+    metrics = _read(eval_dir / "metrics.json")
+    if metrics is None:
+        return None
+    out: dict[str, Any] = {g: {} for g in GROUPS.values()}
+    for name, e in metrics["benchmarks"].items():
+        row = {"metric": e["metric"], "value": e["value"], "ci": [e["ci_low"], e["ci_high"]], "n": e["n"]}
+        for s in e.get("secondary") or []:
+            row[s["metric"]] = s["value"]
+        out[GROUPS.get(e["metric"], e["metric"])][name] = row
+    return out
+
+
+def side_summary(side_dir: Path) -> dict[str, Any] | None:
+    ev = eval_summary(side_dir / "eval")
+    if ev is None:
+        return None
+    return ev | {"deliberation": _read(side_dir / "deliberation" / "metrics.json")}
+
+
+def collect(run_dir: Path) -> dict[str, Any]:
+    """The report's numbers (``metrics.json``), from whatever stages of the run have finished."""
+    config = _read(run_dir / "config.json")
+    if config is None:
+        raise DataError(f"{run_dir} is not a thinksafe run folder (no config.json); run `thinksafe run --out {run_dir}`")
+    recipes = list(config.get("recipes") or [])
+    after = {r: side_summary(run_dir / "after" / r) for r in recipes}
+    comparison = None
+    done = {r: run_dir / "after" / r / "eval" for r in recipes if after.get(r)}
+    if (run_dir / "before" / "eval" / "metrics.json").exists() and done:
+        from thinksafe.evals.compare import compare_evals
+
+        comparison = compare_evals(run_dir / "before" / "eval", done)
+    perplexity, data, training = {}, {}, {}
+    for r in recipes:
+        adir = run_dir / "align" / r
+        perplexity[r] = _read(adir / "perplexity" / "perplexity.json")
+        data[r] = _read(adir / "filter" / "report.json")
+        t = _read(adir / "train" / "data_manifest.json")
+        if t is not None:
+            losses = [float(x) for x in t.get("losses", [])]  # one per logged step
+            training[r] = {"pairs": t["pairs"], "harmful_pairs": t["harmful_pairs"], "dropped_too_long": t["dropped_too_long"],
+                           "overrides": t.get("overrides"), "first_loss": losses[0] if losses else None,
+                           "last_loss": losses[-1] if losses else None, "losses": losses}
+    first = recipes[0] if recipes else None
+    return {
+        "model": config.get("model"), "preset": config.get("preset"), "recipes": recipes,
+        "sets": _read(run_dir / "sets.json"),
+        "before": side_summary(run_dir / "before"),
+        "after": after[first] | {"recipe": first} if first and after.get(first) else None,
+        "by_recipe": after, "comparison": comparison,
+        "perplexity": perplexity, "data": data, "training": training,
+        "timings": _read(run_dir / "timings.json") or {},
+    }
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _mean(group: dict[str, Any] | None) -> float | None:
+    vals = [v["value"] for v in (group or {}).values() if v.get("value") is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def tradeoff_plot(metrics: dict[str, Any]) -> str | None:
+    """ASR against ORR (means over the sets), the base model and each recipe as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [("base", metrics["before"])] + [(r, s) for r, s in metrics["by_recipe"].items() if s]
+    points = [(n, _mean(s.get("orr")), _mean(s.get("asr"))) for n, s in points if s]
+    points = [p for p in points if p[1] is not None and p[2] is not None]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    for name, orr, asr in points:
+        ax.scatter([orr], [asr], s=60, label=name, marker="o" if name == "base" else "s")
+        ax.annotate(name, (orr, asr), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel("over-refusal rate (ORR)")
+    ax.set_ylabel("attack success rate (ASR)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("safety against over-refusal (lower left is better)", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def loss_plot(training: dict[str, Any]) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {r: t["losses"] for r, t in training.items() if t["losses"]}
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    for r, c in curves.items():
+        ax.plot(range(1, len(c) + 1), c, marker=".", label=r)
+    ax.set_xlabel("logged step")
+    ax.set_ylabel("training loss (response tokens)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _plots_of(side_dir: Path) -> dict[str, str]:
+    d = side_dir / "deliberation" / "plots"
+    return {p.stem: base64.b64encode(p.read_bytes()).decode() for p in sorted(d.glob("*.png"))} if d.is_dir() else {}
+
+
+def examples(run_dir: Path, recipe: str, benchmark: str, n: int = EXAMPLES) -> list[dict[str, Any]]:
+    """The first ``n`` prompts of ``benchmark`` answered before and after ``recipe``, side by side."""
+    def rows(side: Path) -> dict[str, dict[str, Any]]:
+        path = side / "eval" / benchmark / "judged.jsonl"
+        return {r["id"]: r for r in read_jsonl(path) if r.get("sample_index", 0) == 0} if path.exists() else {}
+
+    before, after = rows(run_dir / "before"), rows(run_dir / "after" / recipe)
+    out = []
+    for key in [k for k in before if k in after][:n]:
+        b, a = before[key], after[key]
+        out.append({"prompt": b["prompt"], "before": _side(b), "after": _side(a)})
+    return out
+
+
+def _side(rec: dict[str, Any]) -> dict[str, Any]:
+    v = rec.get("verdict") or {}
+    return {"trace": rec.get("trace") or "", "answer": rec.get("answer") or "", "label": v.get("label"),
+            "trace_end": rec.get("trace_end")}
+
+
+def environment() -> dict[str, Any]:
+    return {"python": platform.python_version(), "platform": platform.platform(), "processor": platform.machine(),
+            "packages": package_versions(), "git_revision": git_revision()}
+
+
+def build_report(run_dir: str | Path) -> dict[str, Any]:
+    """Write ``metrics.json``, ``report.html`` and ``manifest.json`` into ``run_dir``; returns the metrics."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    run_dir = Path(run_dir)
+    metrics = collect(run_dir)
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    env = Environment(loader=PackageLoader("thinksafe.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.1f}%"
+    env.filters["num"] = lambda x, d=3: "–" if x is None else (f"{x:.{d}f}" if isinstance(x, float) else str(x))
+    html = env.get_template("report.html.j2").render(
+        m=metrics, config=_read(run_dir / "config.json"), env=environment(), generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        tradeoff=tradeoff_plot(metrics) if metrics["before"] else None, losses=loss_plot(metrics["training"]),
+        plots_before=_plots_of(run_dir / "before"),
+        plots_after={r: _plots_of(run_dir / "after" / r) for r in metrics["recipes"]},
+        examples={r: examples(run_dir, r, b) for r in metrics["recipes"] for b in ("harmbench",)},
+        json=lambda x: json.dumps(x, indent=2, default=str),
+    )
+    tmp = run_dir / "report.html.tmp"
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(run_dir / "report.html")
+    write_json_atomic(run_dir / "manifest.json", {"kind": "main-job", "config": _read(run_dir / "config.json"),
+                                                  "sets": metrics["sets"], "timings": metrics["timings"],
+                                                  "environment": environment()})
+    return metrics

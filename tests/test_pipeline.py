@@ -1,0 +1,129 @@
+"""The main job: its configuration (presets, YAML, errors naming the field), the choice of prompt sets,
+and a whole run on a tiny random model (every stage, the report, a re-run that skips everything)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from thinksafe.errors import ConfigError, UnknownNameError
+from thinksafe.pipeline import RunConfig, choose_sets, load_config
+
+needs_data = pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
+
+
+def test_presets_fill_each_stage_and_user_fields_win():
+    cfg = RunConfig(out="x", preset="quick", align={"epochs": 2.0}, eval={"limit_scale": 0.25})
+    sets = {"orr": "thinksafe_sensitive", "train_harmful": "donotanswer", "train_benign": "thinksafe_everyday"}
+    ev = cfg.stage_config("eval", sets, out="x/e")
+    assert ev.suite == "quick" and ev.limit_scale == 0.25 and ev.substitute == {"xstest_safe": "thinksafe_sensitive"}
+    assert [e.benchmark for e in ev.entries()][2] == "thinksafe_sensitive"
+    al = cfg.stage_config("align", sets)
+    assert al.epochs == 2.0 and al.harmful == ["donotanswer"] and "thinksafe_sensitive" in al.eval_sets
+    de = cfg.stage_config("deliberation", sets, adapter="/a")
+    assert de.benign == ["thinksafe_sensitive"] and de.adapter == "/a" and de.limit == 8
+    assert RunConfig(out="x").recipes == ["thinksafe"]
+    assert set(RunConfig(out="x", preset="paper").recipes) == {"thinksafe", "rejection", "teacher", "direct-refusal"}
+
+
+def test_bad_configs_name_the_field(tmp_path):
+    with pytest.raises(UnknownNameError, match="run preset"):
+        RunConfig(preset="fast")
+    with pytest.raises(ConfigError, match="align.*learning_rat"):
+        RunConfig(align={"learning_rat": 1e-4})
+    with pytest.raises(ConfigError, match="deliberation.*limit"):
+        RunConfig(deliberation={"limit": 0})
+    with pytest.raises(UnknownNameError, match="recipe"):
+        RunConfig(recipes=["thinksafe", "nope"])
+    bad = tmp_path / "c.yaml"
+    bad.write_text("preset: quick\nalign_typo: {}\n")
+    with pytest.raises(ConfigError, match="unknown fields \\['align_typo'\\]"):
+        load_config(bad, {})
+    good = tmp_path / "g.yaml"
+    good.write_text("preset: quick\nrecipes: [thinksafe, direct-refusal]\nalign: {harmful_size: 4}\n")
+    cfg = load_config(good, {"out": str(tmp_path / "run"), "recipes": None})
+    assert cfg.recipes == ["thinksafe", "direct-refusal"] and cfg.align == {"harmful_size": 4}
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "missing.yaml", {})
+
+
+def test_sets_fall_back_to_our_own_writing_without_the_data_directory(monkeypatch):
+    monkeypatch.delenv("THINKSAFE_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sets = choose_sets(None)
+    assert sets["orr"]["benchmark"] == "thinksafe_sensitive" and sets["orr"]["written_for_thinksafe"]
+    assert sets["train_benign"]["benchmark"] == "thinksafe_everyday"
+    from thinksafe.data import load_benchmark
+
+    sensitive = load_benchmark("thinksafe_sensitive")
+    assert len(sensitive) == 48 and all(e.split_type == "orr" for e in sensitive)
+
+
+@needs_data
+def test_sets_are_the_public_ones_with_the_data_directory():
+    sets = choose_sets(None)
+    assert {r: s["benchmark"] for r, s in sets.items()} == {"orr": "xstest_safe", "train_harmful": "advbench",
+                                                            "train_benign": "or_bench"}
+    assert not any(s["written_for_thinksafe"] for s in sets.values())
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, tiny_loaded):
+    d = tmp_path_factory.mktemp("tiny") / "model"
+    tiny_loaded.model.save_pretrained(d, safe_serialization=True)
+    tiny_loaded.tokenizer.save_pretrained(d)
+    return d
+
+
+def _tiny_run_config(out, model_dir) -> RunConfig:
+    gen = {"thinking": "prompted", "thinking_budget": 8, "max_new_tokens": 6, "temperature": 1.0, "top_k": 20,
+           "backend": "transformers", "dtype": "float32"}
+    return RunConfig(
+        out=str(out), model=str(model_dir), preset="quick",
+        eval={"judge": "keyword", "limit_scale": 0.1, "generation": gen},
+        deliberation={"limit": 6, "positions": 8, "replays": 2, "truncation_samples": 2, "truncation_limit": 2,
+                      "stance_limit": 2, "chunk_chars": 30, "min_chunk_chars": 5, "asr_judge": "keyword",
+                      "generation": gen},
+        align={"harmful_size": 3, "benign_size": 3, "asr_judge": "keyword", "refusal_judge": "keyword",
+               "reasoning_thinking_budget": 4, "perplexity_size": 4, "generation": gen},
+    )
+
+
+@needs_data
+def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(tiny_dir, tmp_path, monkeypatch):
+    from test_deliberation_run import _ParityJudge
+
+    from thinksafe.deliberation.run import DeliberationRun
+    from thinksafe.pipeline import run_main
+
+    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
+    out = tmp_path / "run"
+    cfg = _tiny_run_config(out, tiny_dir)
+    metrics = run_main(cfg, progress=False)
+    for side in ("before", "after"):
+        assert set(metrics[side]) >= {"asr", "orr", "reasoning", "deliberation"}
+        assert metrics[side]["asr"]["harmbench"]["n"] == 2 and metrics[side]["deliberation"]["first_token_n"] > 0
+    assert metrics["after"]["recipe"] == "thinksafe" and set(metrics["perplexity"]) == set(metrics["data"]) == {"thinksafe"}
+    assert metrics["data"]["thinksafe"]["generated"] == 6
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    html = (out / "report.html").read_text()
+    for anchor in ("before-after-table", "deliberation-table", "perplexity-table", "data-table", "timings-table"):
+        assert f'id="{anchor}"' in html
+    assert html.count("data:image/png;base64,") >= 4 and "http://" not in html and "https://" not in html
+    timings = json.loads((out / "timings.json").read_text())
+    assert set(timings) >= {"before/eval", "before/deliberation", "align/thinksafe", "after/thinksafe/eval", "report"}
+
+    # a finished run is skipped: no stage generates again
+    from thinksafe.generation import engine
+
+    def no_generation(*a, **k):
+        raise AssertionError("a finished stage must not generate again")
+
+    monkeypatch.setattr(engine.Engine, "_generate_chunk", no_generation)
+    again = run_main(cfg, progress=False)
+    assert again["before"] == metrics["before"] and again["after"] == metrics["after"]
+    # another configuration in the same folder is refused, saying what differs
+    with pytest.raises(ConfigError, match="another configuration"):
+        run_main(_tiny_run_config(out, tiny_dir).__class__(**(cfg.to_dict() | {"preset": "paper"})), progress=False)

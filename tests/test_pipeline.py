@@ -127,3 +127,85 @@ def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(t
     # another configuration in the same folder is refused, saying what differs
     with pytest.raises(ConfigError, match="another configuration"):
         run_main(_tiny_run_config(out, tiny_dir).__class__(**(cfg.to_dict() | {"preset": "paper"})), progress=False)
+
+
+class _Killed(Exception):
+    """Stands in for a kill: raised from inside generation or training, mid-stage."""
+
+
+def _records(out) -> dict[str, list[dict]]:
+    """Every per-sample JSONL file of a run, rows keyed and sorted, run-specific fields dropped."""
+    volatile = {"seconds", "created", "elapsed", "adapter", "trace_span"}
+    out_files = {}
+    for path in sorted(out.rglob("*.jsonl")):
+        rows = [{k: v for k, v in json.loads(x).items() if k not in volatile} for x in path.read_text().splitlines()]
+        out_files[str(path.relative_to(out))] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
+    return out_files
+
+
+@needs_data
+def test_a_main_job_killed_at_random_points_continues_and_ends_as_an_uninterrupted_one(tiny_dir, tmp_path, monkeypatch):
+    import random
+
+    import transformers
+    from test_deliberation_run import _ParityJudge
+
+    from thinksafe.deliberation.run import DeliberationRun
+    from thinksafe.generation import engine
+    from thinksafe.pipeline import run_main
+
+    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
+
+    def config(out):
+        cfg = _tiny_run_config(out, tiny_dir)
+        for section in ("eval", "deliberation", "align"):
+            getattr(cfg, section)["generation"] = getattr(cfg, section)["generation"] | {"batch_size": 2}
+        cfg.align["epochs"] = 6.0  # six optimiser steps: a checkpoint at step 4, a kill after it
+        return cfg
+
+    # the uninterrupted run, with its own generation cache
+    monkeypatch.setenv("THINKSAFE_CACHE", str(tmp_path / "cache-a"))
+    run_main(config(tmp_path / "a"), progress=False)
+
+    # the same run killed at seeded random points: twice while generating, once while training
+    monkeypatch.setenv("THINKSAFE_CACHE", str(tmp_path / "cache-b"))
+    rng = random.Random(7)
+    real_chunk, real_step = engine.Engine._generate_chunk, transformers.Trainer.training_step
+    calls = {"chunk": 0, "step": 0}
+    kill_chunks = sorted(rng.sample(range(1, 12), 2))
+    kill_step = rng.randint(4, 5)  # optimiser steps done when killed: after the checkpoint at step 4
+
+    def chunk(self, *a, **k):
+        calls["chunk"] += 1
+        if kill_chunks and calls["chunk"] == kill_chunks[0]:
+            kill_chunks.pop(0)
+            raise _Killed("generation")
+        return real_chunk(self, *a, **k)
+
+    def step(self, *a, **k):
+        if self.state.global_step == kill_step and not calls["step"]:
+            calls["step"] += 1
+            raise _Killed("training")
+        return real_step(self, *a, **k)
+
+    from thinksafe.align import train as train_mod
+
+    resumed_from = []
+    real_last = train_mod._last_checkpoint
+    monkeypatch.setattr(train_mod, "_last_checkpoint", lambda d: resumed_from.append(real_last(d)) or resumed_from[-1])
+
+    monkeypatch.setattr(engine.Engine, "_generate_chunk", chunk)
+    monkeypatch.setattr(transformers.Trainer, "training_step", step)
+    kills = 0
+    for _ in range(6):
+        try:
+            run_main(config(tmp_path / "b"), progress=False)
+            break
+        except _Killed:
+            kills += 1
+    assert kills == 3 and any(str(c).endswith("checkpoint-4") for c in resumed_from)  # training resumed mid-way
+    a, b = _records(tmp_path / "a"), _records(tmp_path / "b")
+    assert set(a) == set(b) and a == b
+    # the same numbers (the adapter's folder is the run's own)
+    ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text().replace(str(tmp_path / d), "RUN")) for d in "ab")
+    assert ma["before"] == mb["before"] and ma["after"] == mb["after"] and ma["training"] == mb["training"]

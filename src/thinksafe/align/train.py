@@ -133,10 +133,10 @@ def train_lora(
     trainer.train(resume_from_checkpoint=last)
     adapter_dir = out_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
-    log = [e for e in trainer.state.log_history if "loss" in e]
+    history = [e for e in trainer.state.log_history if "loss" in e]
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
-    (out_dir / "train_log.json").write_text(json.dumps(log, indent=2))
-    return {"adapter": str(adapter_dir), "losses": [e["loss"] for e in log], "trainer": trainer}
+    (out_dir / "train_log.json").write_text(json.dumps(history, indent=2))
+    return {"adapter": str(adapter_dir), "losses": [e["loss"] for e in history], "trainer": trainer}
 
 
 def _kl_trainer_class() -> type:

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.thinksafe-installed
 RUN_OUT ?= runs/main
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast bench clean-venv
+.PHONY: setup run test test-fast bench clean-venv chromium
 
 setup: $(STAMP)
 
@@ -31,8 +31,14 @@ $(STAMP): pyproject.toml requirements/assets.txt requirements/data.txt requireme
 run: $(STAMP)
 	$(VENV)/bin/thinksafe run --out $(RUN_OUT)
 
+# headless Chromium for the report test (Debian's package; playwright drives it, no browser download)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium could not be installed (not root?): the report's browser test will be skipped"
+
 # the whole suite, real embedded models included (what CI runs)
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest --runslow $(PYTEST_ARGS)
 
 # the quick loop: skips tests marked slow

@@ -91,17 +91,29 @@ def _tiny_run_config(out, model_dir) -> RunConfig:
     )
 
 
-@needs_data
-def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(tiny_dir, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def tiny_run(tiny_dir, tmp_path_factory):
+    """One whole main job on the tiny model (the deliberation judge a stand-in that gives both labels)."""
+    if not os.environ.get("THINKSAFE_DATA_DIR"):
+        pytest.skip("THINKSAFE_DATA_DIR is not set")
     from test_deliberation_run import _ParityJudge
 
     from thinksafe.deliberation.run import DeliberationRun
     from thinksafe.pipeline import run_main
 
-    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
-    out = tmp_path / "run"
+    out = tmp_path_factory.mktemp("main") / "run"
     cfg = _tiny_run_config(out, tiny_dir)
-    metrics = run_main(cfg, progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
+        metrics = run_main(cfg, progress=False)
+    return cfg, out, metrics
+
+
+@needs_data
+def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(tiny_run, monkeypatch):
+    from thinksafe.pipeline import run_main
+
+    cfg, out, metrics = tiny_run
     for side in ("before", "after"):
         assert set(metrics[side]) >= {"asr", "orr", "reasoning", "deliberation"}
         assert metrics[side]["asr"]["harmbench"]["n"] == 2 and metrics[side]["deliberation"]["first_token_n"] > 0
@@ -126,7 +138,43 @@ def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(t
     assert again["before"] == metrics["before"] and again["after"] == metrics["after"]
     # another configuration in the same folder is refused, saying what differs
     with pytest.raises(ConfigError, match="another configuration"):
-        run_main(_tiny_run_config(out, tiny_dir).__class__(**(cfg.to_dict() | {"preset": "paper"})), progress=False)
+        run_main(RunConfig(**(cfg.to_dict() | {"preset": "paper"})), progress=False)
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@needs_data
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (make test installs it where it can)")
+def test_the_report_renders_in_headless_chromium_without_console_errors(tiny_run, tmp_path):
+    pytest.importorskip("playwright")
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    _, out, _ = tiny_run
+    problems: list[str] = []
+    shot = tmp_path / "report.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+        page.goto((out / "report.html").resolve().as_uri())
+        page.screenshot(path=str(shot), full_page=True)
+        tables = page.evaluate("[...document.querySelectorAll('table')].map(t => [t.id, t.rows.length])")
+        images = page.evaluate("[...document.querySelectorAll('img')].map(i => [i.alt, i.naturalWidth])")
+        browser.close()
+    assert problems == []
+    ids = {t for t, _ in tables}
+    assert {"before-after-table", "deliberation-table", "perplexity-table", "data-table", "timings-table"} <= ids
+    assert all(rows >= 2 for t, rows in tables if t)  # a header and at least one row of numbers
+    assert len(images) >= 4 and all(width > 0 for _, width in images)  # every embedded plot decodes
+    img = Image.open(shot)
+    assert img.height > 900 and len(img.convert("L").getcolors(256) or []) > 8  # a page, not a blank frame
 
 
 class _Killed(Exception):

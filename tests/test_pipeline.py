@@ -24,6 +24,15 @@ def test_presets_fill_each_stage_and_user_fields_win():
     assert al.epochs == 2.0 and al.harmful == ["donotanswer"] and "thinksafe_sensitive" in al.eval_sets
     de = cfg.stage_config("deliberation", sets, adapter="/a")
     assert de.benign == ["thinksafe_sensitive"] and de.adapter == "/a" and de.limit == 8
+    # the quick deliberation samples as the evaluation does, so its records come from the generation cache
+    from thinksafe.evals.runner import _entry_config, _entry_limit
+
+    quick = RunConfig(out="x").stage_config("eval", sets, out="x/e")
+    quick_de = RunConfig(out="x").stage_config("deliberation", sets)
+    for name in ("harmbench", "thinksafe_sensitive"):
+        entry = next(e for e in quick.entries() if e.benchmark == name)
+        assert _entry_config(quick.generation, entry).identity() == quick_de.generation.identity()
+        assert _entry_limit(entry, quick.limit_scale) == quick_de.limit
     assert RunConfig(out="x").recipes == ["thinksafe"]
     assert set(RunConfig(out="x", preset="paper").recipes) == {"thinksafe", "rejection", "teacher", "direct-refusal"}
 
@@ -257,3 +266,22 @@ def test_a_main_job_killed_at_random_points_continues_and_ends_as_an_uninterrupt
     # the same numbers (the adapter's folder is the run's own)
     ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text().replace(str(tmp_path / d), "RUN")) for d in "ab")
     assert ma["before"] == mb["before"] and ma["after"] == mb["after"] and ma["training"] == mb["training"]
+
+
+def test_bars_inside_a_run_share_one_display_named_by_stage():
+    import io
+
+    from rich.console import Console
+
+    from thinksafe.progress import bar, run_display, stage
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with run_display(console, enabled=True):
+        with stage("before/eval"), bar("generating", 4) as a, bar("judging", 2) as b:
+            assert a.display is b.display  # one display for the whole run
+            a.advance(4)
+            a.rate("12.0 tok/s")
+            names = [t.description for t in a.display.tasks]
+    assert names == ["before/eval · generating", "before/eval · judging"]
+    with bar("alone", 1, enabled=False) as c:  # outside a run: a display of its own
+        assert c.display is not a.display

@@ -48,13 +48,20 @@ class RunPreset:
 
 
 RUN_PRESETS: Registry[RunPreset] = Registry("run preset")
+# The quick preset's deliberation samples exactly as the evaluation does (same prompts, seeds,
+# sampling and budgets as the quick suite's safety sets at this scale), so its records come from the
+# generation cache instead of a second decode: about 4 of ~30 minutes per side on a 2-core CPU.
+QUICK_SCALE = 0.4
+_QUICK_SAFETY_N = round(20 * QUICK_SCALE)  # the quick suite's HarmBench / XSTest limit at this scale
 RUN_PRESETS.register("quick", RunPreset(
     "every section of the report from real but small runs (~30 minutes on a 2-core CPU, default model)",
     recipes=("thinksafe",),
-    eval={"suite": "quick", "limit_scale": 0.5},
-    deliberation={"limit": 8, "samples": 1, "layers": "all", "truncation_samples": 2, "truncation_limit": 3,
-                  "replays": 4, "stance_limit": 2, "fractions": [0.2, 0.6]},
-    align={"harmful_size": 16, "benign_size": 16, "epochs": 1.0, "perplexity_size": 16},
+    eval={"suite": "quick", "limit_scale": QUICK_SCALE},
+    deliberation={"limit": _QUICK_SAFETY_N, "samples": 1, "layers": "all", "truncation_samples": 2,
+                  "truncation_limit": 3, "replays": 4, "stance_limit": 2, "fractions": [0.2, 0.6],
+                  "generation": {"temperature": 0.6, "top_p": 0.95, "top_k": 0, "thinking_budget": 96,
+                                 "max_new_tokens": 96}},
+    align={"harmful_size": 12, "benign_size": 12, "epochs": 1.0, "perplexity_size": 8},
 ))
 RUN_PRESETS.register("paper", RunPreset(
     "the full sets and the papers' settings: ThinkSafe and its three baselines (hours on a GPU)",
@@ -114,8 +121,10 @@ class RunConfig:
     def stage_config(self, section: str, sets: dict[str, str], *, adapter: str | None = None, recipe: str = "thinksafe",
                      out: str = "", check: bool = False) -> Any:
         """The config object of one stage: preset defaults, chosen sets, then the user's fields."""
-        preset = getattr(self.preset_spec, section)
+        preset = dict(getattr(self.preset_spec, section))
         user = dict(getattr(self, section))
+        if "generation" in preset and "generation" in user:  # generation settings merge key by key
+            user["generation"] = dict(preset["generation"]) | dict(user["generation"])
         common = {"model": self.model, "data_path": self.data_path}
         try:
             if section == "eval":
@@ -211,7 +220,12 @@ class MainRun:
         from thinksafe.models.loader import load_model
 
         if adapter not in self._loaded:
-            self._loaded.clear()  # one model in memory at a time
+            if self._loaded:  # one model in memory at a time, its vLLM engines included
+                import sys
+
+                self._loaded.clear()
+                if "thinksafe.generation.vllm_backend" in sys.modules:
+                    sys.modules["thinksafe.generation.vllm_backend"].release_engines()
             dtype = self.cfg.stage_config("eval", self.chosen).generation.dtype
             self._loaded[adapter] = load_model(self.cfg.model, dtype=dtype, adapter=adapter)
         return self._loaded[adapter]
@@ -219,9 +233,13 @@ class MainRun:
     def _timed(self, name: str, fn: Any) -> Any:
         timings_path = self.out / "timings.json"
         timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-        self.console.rule(f"[bold]{name}")
+        from thinksafe.progress import stage
+
+        if self.progress:
+            self.console.rule(f"[bold]{name}")
         t0 = time.monotonic()
-        result = fn()
+        with stage(name):
+            result = fn()
         took = round(time.monotonic() - t0, 1)
         if name not in timings or took > 1.0:  # a skipped stage keeps the time it took when it ran
             timings[name] = took
@@ -249,6 +267,12 @@ class MainRun:
                                                                 progress=self.progress, loaded=self.loaded()))
 
     def run(self) -> dict[str, Any]:
+        from thinksafe.progress import run_display
+
+        with run_display(self.console, enabled=self.progress):
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         from thinksafe.report.build import build_report
 
         assert self.cfg.recipes is not None

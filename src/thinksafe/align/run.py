@@ -347,7 +347,7 @@ class AlignRun:
 
         result = train_lora(trainable_model(self.loaded), tok,
                             [{"prompt": r["prompt"], "completion": r["completion"], "benign": not r["harmful"]} for r in rows],
-                            stage.out, tcfg, resume=True)
+                            stage.out, tcfg, resume=True, progress=progress)
         manifest = {
             "adapter": result["adapter"], "pairs": len(rows), "harmful_pairs": sum(r["harmful"] for r in rows),
             "dropped_too_long": too_long, "losses": result["losses"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,6 +78,7 @@ def train_lora(
     config: TrainConfig | None = None,
     *,
     resume: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Train a LoRA adapter on ``rows``; save it, its training config and the loss log in ``out_dir``.
 
@@ -130,7 +132,12 @@ def train_lora(
     last = _last_checkpoint(out_dir / "trainer") if resume else None
     if last:
         log.info("resuming training from %s", last)
-    trainer.train(resume_from_checkpoint=last)
+    from thinksafe.progress import bar
+
+    steps = math.ceil(math.ceil(len(rows) / config.batch_size) / config.grad_accum) * math.ceil(config.epochs)
+    with bar("training (optimiser steps)", steps, enabled=progress) as row:
+        trainer.add_callback(_StepBar(row))
+        trainer.train(resume_from_checkpoint=last)
     adapter_dir = out_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
     history = [e for e in trainer.state.log_history if "loss" in e]
@@ -205,6 +212,21 @@ def trainable_model(loaded: Any) -> Any:
         raise ConfigError(f"{loaded.name} has no de-quantised copy to train (the conversion cache is not writable)")
     model = AutoModelForCausalLM.from_pretrained(loaded.checkpoint, dtype=torch.float32, use_safetensors=True)
     return model.to(loaded.device)
+
+
+def _StepBar(row: Any) -> Any:  # noqa: N802 (a class, built on first use: transformers loads lazily)
+    """A trainer callback that advances a progress row per optimiser step and shows the last loss."""
+    from transformers import TrainerCallback
+
+    class StepBar(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            row.advance(1)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                row.rate(f"loss {logs['loss']:.3f}")
+
+    return StepBar()
 
 
 def _cuda() -> bool:

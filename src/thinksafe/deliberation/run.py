@@ -318,12 +318,11 @@ class DeliberationRun:
 
     def _replay_into(self, path: Path, todo: list[tuple[dict[str, Any], Any, Cut]], recs: dict[str, dict[str, Any]],
                      n: int, progress: bool, what: str) -> None:
-        from rich.progress import Progress
+        from thinksafe.progress import bar as progress_bar
 
         judge = self.judge(self.cfg.label_judge)
         batch = max(1, self.cfg.generation.batch_size // 2)
-        with Progress(disable=not progress) as bar:
-            task = bar.add_task(f"{what} replays", total=len(todo))
+        with progress_bar(f"{what} replays", len(todo), enabled=progress) as bar:
             for start in range(0, len(todo), batch):
                 part = todo[start : start + batch]
                 answers = replay(self.backend, self.loaded.tokenizer, recs, [c for _, _, c in part], n,
@@ -335,7 +334,7 @@ class DeliberationRun:
                                  **({"fraction": tag} if what == "truncation" else {"cut": tag}), "k": cut.k,
                                  "seed": cut.seed, "refused": decisions(judge, prompt, texts), "answers": texts})
                 append_jsonl(path, rows)
-                bar.advance(task, len(part))
+                bar.advance(len(part))
 
     # -- stance changes
     def stance(self, *, progress: bool = True) -> dict[str, Any]:

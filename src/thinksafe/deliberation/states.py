@@ -94,15 +94,14 @@ def extract_states(
     layers = list(layers)
     along = layers.index(trace_layer) if trace_layer is not None else len(layers) - 1
     done = 0
-    from rich.progress import Progress
+    from thinksafe.progress import bar as progress_bar
 
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("hidden states", total=len(usable))
+    with progress_bar("hidden states", len(usable), enabled=progress) as bar:
         for s, start in enumerate(range(0, len(usable), shard_size)):
             path = out / f"part-{s:05d}.safetensors"
             part = usable[start : start + shard_size]
             if path.exists():
-                bar.advance(task, len(part))
+                bar.advance(len(part))
                 continue
             first, last, trace = [], [], []
             for rec in part:
@@ -116,7 +115,7 @@ def extract_states(
                 last.append(stack[:, 0])
                 first.append(stack[:, 1])
                 trace.append(stack[along, 2:])
-                bar.advance(task)
+                bar.advance()
             tensors = {"first_token": np.stack(first).astype(np.float16), "last_prompt": np.stack(last).astype(np.float16),
                        "trace": np.stack(trace).astype(np.float16)}
             meta = {"keys": json.dumps([record_key(r) for r in part]), "layers": json.dumps(layers),

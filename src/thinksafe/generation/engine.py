@@ -195,7 +195,7 @@ class Engine:
         progress: bool,
     ) -> int:
         """Decode each distinct key once, fill ``results``; returns how many were decoded."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from thinksafe.progress import bar
 
         sharing: dict[str, list[tuple[int, _Job]]] = {}
         for i, job in pending:
@@ -203,21 +203,12 @@ class Engine:
         unique = sorted((group[0][1] for group in sharing.values()), key=lambda j: len(j.rendered))
         chunk = max(self.config.batch_size * 2, 1)
         start = time.perf_counter()
-        with Progress(
-            TextColumn("[bold]generating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[tps]} tok/s"),
-            TimeElapsedColumn(),
-            disable=not progress,
-            transient=False,
-        ) as bar:
-            task = bar.add_task("gen", total=len(unique), tps="-")
+        with bar("generating", len(unique), enabled=progress) as row:
 
             def on_token(n: int) -> None:
                 self.tokens_generated += n
                 elapsed = time.perf_counter() - start
-                bar.update(task, tps=f"{self.tokens_generated / max(elapsed, 1e-9):.1f}")
+                row.rate(f"{self.tokens_generated / max(elapsed, 1e-9):.1f} tok/s")
 
             for c in range(0, len(unique), chunk):
                 part = unique[c : c + chunk]
@@ -229,7 +220,7 @@ class Engine:
                         written.append(results[i].to_dict())  # type: ignore[union-attr]
                 if out_path is not None:
                     append_jsonl(out_path, written)
-                bar.advance(task, len(part))
+                row.advance(len(part))
         return len(unique)
 
     def _generate_chunk(self, jobs: list[_Job], on_token: Callable[[int], None]) -> list[GenerationRecord]:

@@ -161,6 +161,14 @@ def merge_adapter(checkpoint: Path, adapter: Path, loaded: LoadedModel) -> Path:
     return out
 
 
+def release_engines() -> None:
+    """Drop every vLLM engine this process keeps (the main job does so before it loads another model)."""
+    import gc
+
+    _LLMS.clear()
+    gc.collect()
+
+
 def _shared_llm(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     if key not in _LLMS:
         _LLMS[key] = build()

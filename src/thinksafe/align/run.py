@@ -346,8 +346,8 @@ class AlignRun:
         from thinksafe.align.train import train_lora, trainable_model
         from thinksafe.generation.vllm_backend import release_engines  # vLLM itself is imported lazily
 
-        # generation is over: a vLLM engine's weights and KV cache (about 6 GiB on CPU) would sit beside
-        # the trainer's (measured: 17.7 GiB resident while training 0.5B on CPU with the engine kept)
+        # generation is over: the vLLM engine (7 GiB on the default model on CPU) would sit beside the
+        # trainer (measured: 17.7 GiB resident while training it with the engine kept)
         release_engines()
         result = train_lora(trainable_model(self.loaded), tok,
                             [{"prompt": r["prompt"], "completion": r["completion"], "benign": not r["harmful"]} for r in rows],

@@ -162,9 +162,19 @@ def merge_adapter(checkpoint: Path, adapter: Path, loaded: LoadedModel) -> Path:
 
 
 def release_engines() -> None:
-    """Drop every vLLM engine this process keeps (the main job does so before it loads another model)."""
+    """Shut down and drop every vLLM engine this process keeps (before another model is loaded, and
+    before training). Dropping the reference alone frees nothing: the in-process engine core
+    ``gc.freeze()``s what it allocates at start-up (weights, KV cache), so only its ``shutdown()``
+    (which unfreezes and tears down vLLM's distributed state) lets the memory go."""
     import gc
 
+    for llm in _LLMS.values():
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            try:
+                core.shutdown()
+            except Exception as exc:  # a half-built engine: the memory is what matters, say and go on
+                log.warning("vLLM engine shutdown failed: %s", exc)
     _LLMS.clear()
     gc.collect()
 

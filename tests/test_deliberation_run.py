@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from thinksafe.deliberation.chunks import char_to_tokens, chunk_trace, forward_fill, stance_changes
-from thinksafe.deliberation.run import DeliberationConfig, DeliberationRun, run_stage, stance_report, truncation_report
+from thinksafe.deliberation.run import (
+    DeliberationConfig,
+    DeliberationRun,
+    run_stage,
+    stance_report,
+    truncation_cis,
+    truncation_report,
+)
 from thinksafe.errors import ConfigError
 from thinksafe.generation.config import GenerationConfig
 
@@ -69,6 +76,24 @@ def test_truncation_report_agreement_and_commitment():
     tie = truncation_report([_rows(0.2, "a", True, [1, 0])], labels[:1], [0.2], commitment=0.9)
     assert tie["sides"]["all"]["curve"][0]["agreement"] == 0.5  # a tied vote is half an agreement
     assert DeliberationConfig(fractions=[0.6, 0.2]).fractions == [0.2, 0.6]
+    never = truncation_report(rows[:3], labels, [0.2], commitment=0.9)
+    assert never["sides"]["all"]["commitment_fraction"] == 1.0  # not committed at any cut tried: the full trace
+    cis = truncation_cis(rows, labels, [0.2, 0.6], 0.9, n_resamples=200)
+    lo, hi = cis["commitment_fraction_ci"]
+    assert 0.2 <= lo <= 0.6 <= hi <= 1.0 and cis["flip_rate_at_20_ci"][0] <= 2 / 3 <= cis["flip_rate_at_20_ci"][1]
+
+
+def test_bootstrap_ci_matches_scipy_on_a_mean():
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    from thinksafe.deliberation.stats import bootstrap_ci
+
+    x = np.random.default_rng(3).normal(size=80).tolist()
+    ours = bootstrap_ci(x, lambda s: float(np.mean(s)), n_resamples=4000, seed=1)
+    ref = bootstrap((np.array(x),), np.mean, n_resamples=4000, method="percentile", random_state=1).confidence_interval
+    assert ours[0] == pytest.approx(ref.low, abs=0.03) and ours[1] == pytest.approx(ref.high, abs=0.03)
+    assert bootstrap_ci([], lambda s: 0.0) is None and bootstrap_ci([1.0], lambda s: None, n_resamples=10) is None
 
 
 def test_stance_report_holm_and_performative_share():

@@ -286,3 +286,64 @@ def test_bars_inside_a_run_share_one_display_named_by_stage():
     assert names == ["before/eval · generating", "before/eval · judging"]
     with bar("alone", 1, enabled=False) as c:  # outside a run: a display of its own
         assert c.display is not a.display
+
+
+@needs_data
+def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(tiny_dir, tmp_path, monkeypatch):
+    """base, thinksafe and thinksafe-deliberate in one run: the selecting recipe trains first, thinksafe is
+    capped at its pair counts, and the report tests every difference."""
+    import hashlib
+
+    from test_deliberation_run import _ParityJudge
+
+    from thinksafe.align import run as run_mod
+    from thinksafe.align.filter import FilterReport
+    from thinksafe.deliberation import replay as replay_mod
+    from thinksafe.deliberation.run import DeliberationRun
+    from thinksafe.pipeline import run_main
+
+    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
+
+    def keep_closed(candidates, **kw):  # a random model never refuses: every trace with tokens passes the filter
+        report = FilterReport()
+        for c in candidates:
+            (report.kept if c.get("trace_token_ids") else report.dropped).append(
+                c | {"verdicts": {}, **({} if c.get("trace_token_ids") else {"drop_reason": "unclosed_trace"})})
+        return report
+
+    def planted(backend, tokenizer, records, cuts, n, settings, adapter=None):
+        # half the traces (by a hash of the key) decide: refusal after the full trace only
+        odd = [int(hashlib.sha256(c.key.encode()).hexdigest(), 16) % 2 for c in cuts]
+        return [["I can't help with that." if c.k > 0 and not o else "Sure: step one."] * n for c, o in zip(cuts, odd)]
+
+    monkeypatch.setattr(run_mod, "filter_candidates", keep_closed)
+    monkeypatch.setattr(replay_mod, "replay", planted)
+    base = _tiny_run_config(tmp_path / "run", tiny_dir)
+    cfg = RunConfig(**(base.to_dict() | {"recipes": ["thinksafe", "thinksafe-deliberate"], "equalize": True}))
+    metrics = run_main(cfg, progress=False)
+    out = tmp_path / "run"
+
+    selection = metrics["selection"]["thinksafe-deliberate"]
+    assert selection["rule"] == "decisive" and selection["harmful_in"] == 3
+    t_sel, t_ts = metrics["training"]["thinksafe-deliberate"], metrics["training"]["thinksafe"]
+    assert t_sel["harmful_pairs"] == selection["harmful_kept"] < 3 or selection["harmful_kept"] == 3
+    assert (t_ts["pairs"], t_ts["harmful_pairs"]) == (t_sel["pairs"], t_sel["harmful_pairs"])  # equal sizes
+    assert t_ts["caps"] == {"harmful_pairs": t_sel["harmful_pairs"], "benign_pairs": t_sel["pairs"] - t_sel["harmful_pairs"]}
+    assert t_sel["caps"] == {"harmful_pairs": None, "benign_pairs": None}
+    timings = list(json.loads((out / "timings.json").read_text()))
+    assert timings.index("align/thinksafe-deliberate") < timings.index("align/thinksafe")  # the selecting one first
+
+    assert set(metrics["contrasts"]) == {"thinksafe vs base", "thinksafe-deliberate vs base",
+                                         "thinksafe-deliberate vs thinksafe"}
+    rows = {r["metric"]: r for r in metrics["contrasts"]["thinksafe-deliberate vs thinksafe"]["rows"]}
+    ev = metrics["by_recipe"]
+    for group in ("asr", "orr", "reasoning"):
+        for bench, row in ev["thinksafe"][group].items():
+            r = rows[f"{bench} {row['metric']}"]
+            assert r["test"] == "McNemar (exact)" and r["n"] == row["n"] and 0 <= r["p_value"] <= 1
+            assert r["a"] == row["value"] and r["b"] == ev["thinksafe-deliberate"][group][bench]["value"]
+    for name in ("first-token AUROC (harmful pool)", "commitment fraction", "flip rate at 20%",
+                 "performative share of stance changes"):
+        assert name in rows
+    html = (out / "report.html").read_text()
+    assert 'id="contrasts"' in html and 'id="selection-table"' in html and "thinksafe-deliberate vs thinksafe" in html

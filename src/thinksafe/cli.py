@@ -311,10 +311,11 @@ def compare(
 
 @app.command("align")
 def align(
-    stage: str = typer.Argument(..., help="generate | filter | train | perplexity | all"),
+    stage: str = typer.Argument(..., help="generate | filter | select | train | perplexity | all"),
     run_dir: Path = typer.Option(..., "--run", help="run folder (later stages need only this)"),
     model: Optional[str] = typer.Option(None, "--model", help="model name or path (default: the embedded Qwen)"),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="thinksafe | rejection | teacher | direct-refusal"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="thinksafe | rejection | teacher | direct-refusal | "
+                                         "thinksafe-deliberate | thinksafe-analyse-first"),
     template: Optional[str] = typer.Option(None, "--template", help="prefix | suffix | intent-reminder"),
     preset: Optional[str] = typer.Option(None, "--preset", help="paper | small-data (default)"),
     harmful: list[str] = typer.Option([], "--harmful", help="harmful pool, repeatable (default advbench, wildjailbreak)"),
@@ -329,14 +330,20 @@ def align(
     data_seed: Optional[int] = typer.Option(None, "--data-seed", help="seed of the pools' subsets"),
     data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
     backend: Optional[str] = typer.Option(None, "--backend", help="vllm | transformers | auto"),
+    harmful_pairs: Optional[int] = typer.Option(None, "--harmful-pairs", help="train on at most this many harmful pairs"),
+    benign_pairs: Optional[int] = typer.Option(None, "--benign-pairs", help="train on at most this many benign pairs"),
+    select: list[str] = typer.Option([], "--select", help="KEY=VALUE selection setting of a selecting recipe "
+                                     "(samples, full_min, early_max, early_cuts, opening, stance_judge)"),
 ) -> None:
-    """ThinkSafe alignment and its baselines: generate, filter, train, perplexity (or all), resumable."""
+    """ThinkSafe alignment and its baselines: generate, filter, select, train, perplexity (or all), resumable."""
     from thinksafe.align.run import resolve_config, run_stage
 
     flags = {"model": model, "recipe": recipe, "template": template, "preset": preset,
              "harmful": harmful or None, "benign": benign or None, "harmful_size": harmful_size,
              "benign_size": benign_size, "eval_sets": eval_set or None, "learning_rate": learning_rate,
-             "epochs": epochs, "kl_benign": kl_benign, "data_seed": data_seed, "data_path": str(data_path) if data_path else None}
+             "epochs": epochs, "kl_benign": kl_benign, "data_seed": data_seed, "data_path": str(data_path) if data_path else None,
+             "harmful_pairs": harmful_pairs, "benign_pairs": benign_pairs,
+             "select": parse_judge_options(select, flag="--select") or None}
     overrides = {k: v for k, v in flags.items() if v is not None}
     gen = {k: v for k, v in {"seed": seed, "backend": backend}.items() if v is not None}
     if gen:
@@ -365,6 +372,9 @@ def deliberation(
     stance_judge: Optional[str] = typer.Option(None, "--stance-judge", help="judge of each chunk's lean (default embedding)"),
     stance_judge_option: list[str] = typer.Option([], "--stance-judge-option", help="KEY=VALUE for the stance judge"),
     thinking_budget: Optional[int] = typer.Option(None, "--thinking-budget", help="trace tokens (default 256)"),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="answer tokens (default 96)"),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="sampling temperature (default 0.6)"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="top-k sampling, 0 off (default 20; the eval suites use 0)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="sampling seed"),
     data_seed: Optional[int] = typer.Option(None, "--data-seed", help="seed of the prompt subsets"),
     data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
@@ -382,7 +392,9 @@ def deliberation(
              "stance_judge_options": parse_judge_options(stance_judge_option, flag="--stance-judge-option") or None,
              "data_path": str(data_path) if data_path else None}
     overrides: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
-    gen = {k: v for k, v in {"seed": seed, "backend": backend, "thinking_budget": thinking_budget}.items() if v is not None}
+    gen = {k: v for k, v in {"seed": seed, "backend": backend, "thinking_budget": thinking_budget,
+                             "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k}.items()
+           if v is not None}
     if gen:
         overrides["generation"] = gen
     result = run_stage(out, resolve_config(out, overrides), stage)
@@ -396,17 +408,20 @@ def deliberation(
 @app.command()
 def run(
     out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/main)"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="quick | paper (default quick)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="quick | paper | deliberate (default quick)"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with the same keys as these flags"),
     model: Optional[str] = typer.Option(None, "--model", help="registry name, .gguf path, folder or hub id"),
     recipe: list[str] = typer.Option([], "--recipe", help="alignment recipe, repeatable (default: the preset's)"),
     data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
+    equalize: Optional[bool] = typer.Option(None, "--equalize/--no-equalize",
+                                            help="cap other recipes at the selecting recipe's pair counts (default: the preset's)"),
 ) -> None:
     """The main job: diagnose -> align -> re-diagnose, and a report (finished stages are skipped)."""
     from thinksafe.pipeline import load_config, run_main
 
     cfg = load_config(config, {"out": str(out) if out else None, "preset": preset, "model": model,
-                               "recipes": list(recipe) or None, "data_path": str(data_path) if data_path else None})
+                               "recipes": list(recipe) or None, "data_path": str(data_path) if data_path else None,
+                               "equalize": equalize})
     metrics = run_main(cfg, console=console, progress=console.is_terminal)
     console.print(f"report: {Path(cfg.out) / 'report.html'}  metrics: {Path(cfg.out) / 'metrics.json'}")
     if metrics.get("before") and metrics.get("after"):

@@ -45,6 +45,9 @@ class RunPreset:
     eval: dict[str, Any]
     deliberation: dict[str, Any]
     align: dict[str, Any]
+    # train every recipe without a selection rule on as many pairs per side as the (smallest)
+    # selecting recipe keeps, so a comparison differs in which traces are trained on, not how many
+    equalize: bool = False
 
 
 RUN_PRESETS: Registry[RunPreset] = Registry("run preset")
@@ -71,6 +74,23 @@ RUN_PRESETS.register("paper", RunPreset(
     align={"preset": "paper", "harmful_size": 1000, "benign_size": 1000},
 ))
 
+# Deliberation-aware alignment against ThinkSafe: the same pool, seeds and settings, equal training
+# sizes, scored on the alignment suite (HarmBench 100, XSTest 100, GSM8K 200) and the deliberation
+# scorecard; the deliberation samples as that suite does, so its records come from the generation cache,
+# and replays a stated subset (25 prompts per side truncated, 15 chunked).
+RUN_PRESETS.register("deliberate", RunPreset(
+    "base, thinksafe and thinksafe-deliberate on one pool with equal training sizes: ASR, ORR, GSM8K and the "
+    "deliberation scorecard, each difference tested (hours on a 2-core CPU)",
+    recipes=("thinksafe", "thinksafe-deliberate"),
+    eval={"suite": "align"},
+    deliberation={"limit": 100, "samples": 1, "truncation_samples": 4, "truncation_limit": 25, "replays": 8,
+                  "stance_limit": 15,
+                  "generation": {"temperature": 0.6, "top_p": 0.95, "top_k": 0, "thinking_budget": 96,
+                                 "max_new_tokens": 96}},
+    align={"harmful_size": 128, "benign_size": 128},
+    equalize=True,
+))
+
 # role -> (where it is used, candidates in order): the first that resolves locally is taken
 SET_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "orr": ("over-refusal evaluation and the deliberation's benign pool", ("xstest_safe", "thinksafe_sensitive")),
@@ -92,6 +112,8 @@ class RunConfig:
     deliberation: dict[str, Any] = field(default_factory=dict,
                                          metadata={"help": "DeliberationConfig fields over the preset's"})
     align: dict[str, Any] = field(default_factory=dict, metadata={"help": "AlignConfig fields over the preset's"})
+    equalize: bool | None = field(default=None, metadata={
+        "help": "train recipes without a selection rule on as many pairs as the selecting recipe keeps (None: the preset's)"})
 
     def __post_init__(self) -> None:
         spec = RUN_PRESETS.get(self.preset)  # unknown names fail here, listing the known presets
@@ -100,6 +122,8 @@ class RunConfig:
                 raise ConfigError(f"{name} must be a mapping of that stage's settings, got {getattr(self, name)!r}")
         if self.recipes is None:
             self.recipes = list(spec.recipes)
+        if self.equalize is not None and not isinstance(self.equalize, bool):
+            raise ConfigError(f"equalize must be true or false, got {self.equalize!r}")
         if not self.recipes or not all(isinstance(r, str) for r in self.recipes):
             raise ConfigError(f"recipes must be a non-empty list of recipe names, got {self.recipes!r}")
         from thinksafe.align.recipes import RECIPES
@@ -115,11 +139,15 @@ class RunConfig:
     def preset_spec(self) -> RunPreset:
         return RUN_PRESETS.get(self.preset)
 
+    @property
+    def equalizes(self) -> bool:
+        return self.preset_spec.equalize if self.equalize is None else self.equalize
+
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
 
     def stage_config(self, section: str, sets: dict[str, str], *, adapter: str | None = None, recipe: str = "thinksafe",
-                     out: str = "", check: bool = False) -> Any:
+                     out: str = "", caps: list[int] | None = None, check: bool = False) -> Any:
         """The config object of one stage: preset defaults, chosen sets, then the user's fields."""
         preset = dict(getattr(self.preset_spec, section))
         user = dict(getattr(self, section))
@@ -141,7 +169,8 @@ class RunConfig:
 
             pools = {"harmful": [sets["train_harmful"]], "benign": [sets["train_benign"]],
                      "eval_sets": ["harmbench", "strongreject", sets["orr"], "gsm8k:test"]}
-            return AlignConfig(**(common | pools | preset | user | {"recipe": recipe}))
+            capped = {"harmful_pairs": caps[0], "benign_pairs": caps[1]} if caps else {}
+            return AlignConfig(**(common | pools | preset | user | {"recipe": recipe} | capped))
         except TypeError as exc:  # an unknown field name
             raise ConfigError(f"{section}: {exc}".replace("__init__() ", "")) from None
         except ConfigError as exc:
@@ -266,10 +295,10 @@ class MainRun:
         return self._timed(f"{side}/deliberation", lambda: run_stage(self.out / side / "deliberation", cfg, "all",
                                                                     progress=self.progress, loaded=self.loaded(adapter)))
 
-    def align(self, recipe: str) -> dict[str, Any]:
+    def align(self, recipe: str, caps: list[int] | None = None) -> dict[str, Any]:
         from thinksafe.align.run import run_stage
 
-        cfg = self.config_of("align", recipe=recipe)
+        cfg = self.config_of("align", recipe=recipe, caps=caps)
         return self._timed(f"align/{recipe}", lambda: run_stage("all", self.out / "align" / recipe, cfg,
                                                                 progress=self.progress, loaded=self.loaded()))
 
@@ -285,13 +314,31 @@ class MainRun:
         assert self.cfg.recipes is not None
         self.evaluate("before")
         self.deliberate("before")
-        adapters = {}
-        for recipe in self.cfg.recipes:
-            adapters[recipe] = self.align(recipe)["train"]["adapter"]
-        for recipe, adapter in adapters.items():
-            self.evaluate(f"after/{recipe}", adapter)
-            self.deliberate(f"after/{recipe}", adapter)
+        adapters = self.train_all()
+        for recipe in self.cfg.recipes:  # evaluated in the order the user gave
+            self.evaluate(f"after/{recipe}", adapters[recipe])
+            self.deliberate(f"after/{recipe}", adapters[recipe])
         return self._timed("report", lambda: build_report(self.out))
+
+    def train_all(self) -> dict[str, str]:
+        """Each recipe's adapter. With ``equalize``, recipes with a selection rule train first and every
+        other recipe is capped at the smallest of their pair counts per side (a seeded subset)."""
+        from thinksafe.align.recipes import RECIPES
+
+        assert self.cfg.recipes is not None
+        equalize = self.cfg.equalizes
+        selecting = [r for r in self.cfg.recipes if RECIPES.get(r).select is not None] if equalize else []
+        if equalize and not selecting:
+            log.warning("equalize: no recipe with a selection rule, so no training set is capped")
+        caps: list[int] | None = None
+        adapters = {}
+        for recipe in selecting + [r for r in self.cfg.recipes if r not in selecting]:
+            train = self.align(recipe, None if recipe in selecting else caps)["train"]
+            if recipe in selecting:
+                counts = [train["harmful_pairs"], train["pairs"] - train["harmful_pairs"]]
+                caps = counts if caps is None else [min(a, b) for a, b in zip(caps, counts)]
+            adapters[recipe] = train["adapter"]
+        return adapters
 
 
 def run_main(cfg: RunConfig, *, console: Console | None = None, progress: bool = True) -> dict[str, Any]:

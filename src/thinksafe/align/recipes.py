@@ -9,6 +9,11 @@
 * ``direct-refusal`` — the no-reasoning ablation: ``thinksafe``'s kept pairs, with the harmful
   pairs' traces emptied (``<think>\\n\\n</think>`` then the same refusal) and the benign pairs as
   they are (the paper's "switch between thinking and not thinking").
+* ``thinksafe-deliberate`` — ``thinksafe``'s kept pairs, harmful ones only where the reasoning decides:
+  replayed from the unsteered prompt, the full trace leads to refusal and the trace cut at 0% does not
+  (:mod:`thinksafe.align.select`, rule ``decisive``).
+* ``thinksafe-analyse-first`` — ``thinksafe``'s kept pairs, harmful ones only where the opening of the
+  trace does not yet state the refusal (rule ``opening-neutral``).
 
 A recipe only says where pairs come from; :mod:`thinksafe.align.run` does the work.
 """
@@ -30,6 +35,7 @@ class Recipe:
     steer: bool = False  # the harmful pool is steered with the run's template
     harmful_source: str = "self"  # "self" (the reference model) | "teacher" (a teacher trace set)
     strip_harmful_trace: bool = False  # keep the refusal, drop its reasoning
+    select: str | None = None  # a selection rule on the kept harmful traces (thinksafe.align.select.RULES)
 
 
 RECIPES: Registry[Recipe] = Registry("alignment recipe")
@@ -43,6 +49,13 @@ RECIPES.register("teacher", Recipe(
 RECIPES.register("direct-refusal", Recipe(
     "direct-refusal", "thinksafe's kept pairs with the harmful traces removed (no-reasoning ablation)",
     steer=True, strip_harmful_trace=True))
+
+RECIPES.register("thinksafe-deliberate", Recipe(
+    "thinksafe-deliberate", "thinksafe's pairs, harmful traces kept only where the reasoning decides the refusal "
+    "(replayed unsteered: the full trace refuses, the trace cut at 0% does not)", steer=True, select="decisive"))
+RECIPES.register("thinksafe-analyse-first", Recipe(
+    "thinksafe-analyse-first", "thinksafe's pairs, harmful traces kept only where the first 20% of the trace does "
+    "not yet state the refusal", steer=True, select="opening-neutral"))
 
 EMPTY_TRACE = "\n\n"  # what stays between <think> and </think> when a recipe strips the reasoning
 

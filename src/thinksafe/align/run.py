@@ -7,6 +7,7 @@ Layout of ``RUN``::
     config.json                  the resolved AlignConfig (a different config in the same folder is refused)
     generate/  manifest.json, <pool>.jsonl (generation records), candidates.jsonl
     filter/    manifest.json, kept.jsonl, dropped.jsonl, report.json
+    select/    (recipes with a selection rule) replays.jsonl or stances.jsonl, kept.jsonl, set_aside.jsonl, report.json
     train/     manifest.json, train.jsonl, adapter/, train_config.json, train_log.json, data_manifest.json
     perplexity/ manifest.json, perplexity.json
 """
@@ -24,6 +25,7 @@ from typing import Any
 from thinksafe.align.filter import filter_candidates
 from thinksafe.align.generate import Pool, generate_candidates
 from thinksafe.align.recipes import EMPTY_TRACE, PRESETS, RECIPES, Preset, Recipe
+from thinksafe.align.select import SelectConfig
 from thinksafe.align.templates import STEER_TEMPLATES
 from thinksafe.align.train import TrainConfig, training_row
 from thinksafe.data import load_benchmark
@@ -40,7 +42,7 @@ from thinksafe.report.manifest import Stage, hash_examples, identity_hash, pin_c
 
 log = logging.getLogger(__name__)
 
-STAGES = ("generate", "filter", "train", "perplexity")
+STAGES = ("generate", "filter", "select", "train", "perplexity")
 
 
 def _sampling() -> GenerationConfig:
@@ -53,7 +55,8 @@ class AlignConfig:
     """Everything one alignment run depends on; written to ``RUN/config.json``."""
 
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model name or path (the reference and the student)"})
-    recipe: str = field(default="thinksafe", metadata={"help": "thinksafe | rejection | teacher | direct-refusal"})
+    recipe: str = field(default="thinksafe", metadata={
+        "help": "thinksafe | rejection | teacher | direct-refusal | thinksafe-deliberate | thinksafe-analyse-first"})
     template: str = field(default="prefix", metadata={"help": "steering template: prefix | suffix | intent-reminder"})
     preset: str = field(default="small-data", metadata={"help": "training preset: paper | small-data"})
     harmful: list[str] = field(default_factory=lambda: ["advbench", "wildjailbreak"],
@@ -74,6 +77,10 @@ class AlignConfig:
     epochs: float | None = field(default=None, metadata={"help": "override the preset's epochs"})
     kl_benign: bool = field(default=False, metadata={"help": "KL variant: benign pairs learn KL(reference || student)"})
     perplexity_size: int = field(default=64, metadata={"help": "pairs scored by the perplexity diagnostic"})
+    select: dict[str, Any] | None = field(default=None, metadata={
+        "help": "selection settings of a selecting recipe (thinksafe.align.select.SelectConfig fields)"})
+    harmful_pairs: int | None = field(default=None, metadata={"help": "train on at most this many harmful pairs (seeded subset)"})
+    benign_pairs: int | None = field(default=None, metadata={"help": "train on at most this many benign pairs (seeded subset)"})
     generation: GenerationConfig = field(default_factory=_sampling)
 
     def __post_init__(self) -> None:
@@ -94,10 +101,21 @@ class AlignConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"{name} must be > 0, got {value!r}")
+        for name in ("harmful_pairs", "benign_pairs"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"{name} must be a non-negative integer or None, got {value!r}")
+        if self.select is not None and not isinstance(self.select, dict):
+            raise ConfigError(f"select must be a mapping of selection settings, got {self.select!r}")
+        self.select_config  # bad selection settings fail here, naming the field
 
     @property
     def recipe_spec(self) -> Recipe:
         return RECIPES.get(self.recipe)
+
+    @property
+    def select_config(self) -> SelectConfig:
+        return SelectConfig.from_overrides(self.select)
 
     @property
     def preset_spec(self) -> Preset:
@@ -209,6 +227,7 @@ class AlignRun:
         self._loaded = loaded  # tests hand in a tiny model; the identity still names cfg.model
         self._judges: dict[str, Any] = {}
         self._pools: list[Pool] | None = None
+        self._backend: Any = None
         self._check_config()
 
     def _check_config(self) -> None:
@@ -312,21 +331,162 @@ class AlignRun:
         return summary
 
     def kept(self) -> list[dict[str, Any]]:
+        """The filtered records the recipe trains on (after its selection rule, if it has one)."""
+        if self.cfg.recipe_spec.select is not None:
+            self.select(progress=False)
+            return list(read_jsonl(self.out / "select" / "kept.jsonl"))
         self.filter(progress=False)
         return list(read_jsonl(self.out / "filter" / "kept.jsonl"))
 
+    # -- select (recipes with a selection rule)
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            from thinksafe.generation.backend import make_backend
+
+            g = self.cfg.generation
+            self._backend = make_backend(g.backend, self.loaded, batch_size=g.batch_size, **g.backend_options)
+        return self._backend
+
+    def select_identity(self) -> dict[str, Any] | None:
+        rule = self.cfg.recipe_spec.select
+        if rule is None:
+            return None
+        from thinksafe.deliberation.replay import ReplaySettings
+
+        scfg = self.cfg.select_config
+        judge = scfg.stance_judge if rule == "opening-neutral" else self.cfg.refusal_judge
+        return {"filter": identity_hash(self.filter_identity()), "rule": rule, "select": scfg.to_dict(),
+                "replay": asdict(ReplaySettings()), "judge": judge, "judge_weights": self.judge(judge).fingerprint,
+                "seed": self.cfg.generation.seed}
+
+    def select(self, *, progress: bool = True) -> dict[str, Any] | None:
+        """Keep the harmful traces the recipe's rule accepts (benign pairs pass); None for a recipe
+        without a rule. Replays and stances are appended record by record, so a killed stage resumes."""
+        from thinksafe.align.select import funnel, select_records
+
+        rule = self.cfg.recipe_spec.select
+        self.filter(progress=progress)
+        if rule is None:
+            return None
+        stage = self._stage("select", self.select_identity())
+        report_path = stage.out / "report.json"
+        if stage.is_complete() and report_path.exists():
+            return json.loads(report_path.read_text(encoding="utf-8"))
+        stage.write("running")
+        records = list(read_jsonl(self.out / "filter" / "kept.jsonl"))
+        harmful = [r for r in records if r["harmful"]]
+        if rule == "decisive":
+            outcomes = self._replay_outcomes(harmful, stage.out / "replays.jsonl", progress)
+        else:
+            outcomes = self._opening_outcomes(harmful, stage.out / "stances.jsonl", progress)
+        kept, aside = select_records(records, outcomes, rule, self.cfg.select_config, key=_record_key)
+        _rewrite(stage.out / "kept.jsonl", kept)
+        _rewrite(stage.out / "set_aside.jsonl", aside)
+        summary = funnel(kept, aside, rule) | {"settings": self.cfg.select_config.to_dict()}
+        write_json_atomic(report_path, summary)
+        stage.write("complete", extra={"summary": summary})
+        return summary
+
+    def _unsteered(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """The record as the student will see it: the original prompt's ids, the trace's own ids."""
+        from thinksafe.models.formats import render_prompt
+
+        tok = self.loaded.tokenizer
+        rendered = render_prompt(tok, rec["source_prompt"], thinking=self.loaded.thinking, system=self.cfg.generation.system)
+        return {"prompt_token_ids": tok(rendered, add_special_tokens=False).input_ids,
+                "trace_token_ids": rec.get("trace_token_ids") or [], "trace_end": rec.get("trace_end")}
+
+    def _replay_outcomes(self, harmful: list[dict[str, Any]], path: Path, progress: bool) -> dict[str, dict[str, Any]]:
+        """Per harmful record: the refusal rate of ``samples`` answers after each early cut and the full trace."""
+        from thinksafe.align.select import cut_positions, refusal_rate
+        from thinksafe.deliberation.replay import Cut, ReplaySettings, decisions, replay
+        from thinksafe.deliberation.states import trace_span
+        from thinksafe.generation.cache import sample_seed
+        from thinksafe.progress import bar as progress_bar
+
+        scfg, tok = self.cfg.select_config, self.loaded.tokenizer
+        done = {(r["key"], r["cut"]): r for r in read_jsonl(path)} if path.exists() else {}
+        todo: list[tuple[dict[str, Any], str, Cut]] = []
+        unsteered: dict[str, dict[str, Any]] = {}
+        for rec in harmful:
+            key = _record_key(rec)
+            if rec.get("teacher") or not rec.get("trace_token_ids"):
+                raise DataError(f"{key}: the decisive rule replays the model's own trace; this record has no trace token ids")
+            unsteered[key] = self._unsteered(rec)
+            for j, (name, k) in enumerate(cut_positions(trace_span(tok, rec), scfg).items()):
+                if (key, name) not in done:
+                    todo.append((rec, name, Cut(key, k, sample_seed(self.cfg.generation.seed, f"select|{key}|{name}", j))))
+        judge = self.judge(self.cfg.refusal_judge)
+        batch = max(1, self.cfg.generation.batch_size // 2)
+        with progress_bar("selection replays", len(todo), enabled=progress) as bar:
+            for start in range(0, len(todo), batch):
+                part = todo[start : start + batch]
+                answers = replay(self.backend, tok, unsteered, [c for _, _, c in part], scfg.samples, ReplaySettings())
+                rows = [{"key": c.key, "cut": name, "k": c.k, "seed": c.seed,
+                         "refused": decisions(judge, rec["source_prompt"], texts), "answers": texts}
+                        for (rec, name, c), texts in zip(part, answers)]
+                append_jsonl(path, rows)
+                done.update({(r["key"], r["cut"]): r for r in rows})
+                bar.advance(len(part))
+        outcomes: dict[str, dict[str, Any]] = {}
+        for (key, name), row in done.items():
+            o = outcomes.setdefault(key, {"refusal_rates": {}, "cut_tokens": {}})
+            o["refusal_rates"][name] = refusal_rate(row["refused"])
+            o["cut_tokens"][name] = row["k"]
+        return outcomes
+
+    def _opening_outcomes(self, harmful: list[dict[str, Any]], path: Path, progress: bool) -> dict[str, dict[str, Any]]:
+        """Per harmful record: its chunks' stances, where each chunk starts and the trace's length (characters)."""
+        from thinksafe.deliberation.chunks import chunk_trace, judge_stances
+        from thinksafe.deliberation.states import trace_span
+        from thinksafe.progress import bar as progress_bar
+
+        scfg, tok = self.cfg.select_config, self.loaded.tokenizer
+        done = {r["key"]: r for r in read_jsonl(path)} if path.exists() else {}
+        judge = self.judge(scfg.stance_judge)
+        todo = [r for r in harmful if _record_key(r) not in done]
+        with progress_bar("opening stances", len(todo), enabled=progress) as bar:
+            for rec in todo:
+                if rec.get("trace_token_ids"):
+                    ids = rec["trace_token_ids"][: trace_span(tok, rec)]
+                    text = tok.decode(ids, skip_special_tokens=False)
+                else:  # a teacher trace: its text is all there is
+                    text = rec.get("trace") or ""
+                chunks = chunk_trace(text, max_chars=scfg.chunk_chars, min_chars=scfg.min_chunk_chars)
+                row = {"key": _record_key(rec), "stances": judge_stances(judge, rec["source_prompt"], chunks),
+                       "starts": [c.start for c in chunks], "length": len(text)}
+                append_jsonl(path, [row])
+                done[row["key"]] = row
+                bar.advance()
+        return {k: {"stances": r["stances"], "starts": r["starts"], "length": r["length"]} for k, r in done.items()}
+
     # -- pairs
     def pairs(self) -> list[dict[str, Any]]:
-        """The recipe's training pairs: ``{id, pool, harmful, prompt, response, forced_close}``."""
-        return [to_pair(rec, self.cfg.recipe_spec) for rec in self.kept()]
+        """The recipe's training pairs: ``{id, pool, harmful, prompt, response, forced_close}``, at most
+        ``harmful_pairs`` / ``benign_pairs`` of each side (a seeded subset)."""
+        from thinksafe.align.select import cap_pairs
+
+        pairs = [to_pair(rec, self.cfg.recipe_spec) for rec in self.kept()]
+        return cap_pairs(pairs, harmful=self.cfg.harmful_pairs, benign=self.cfg.benign_pairs, seed=self.cfg.data_seed)
+
+    def _data_identity(self) -> dict[str, Any]:
+        """What decides the training pairs: the filter, the selection and the caps."""
+        ident: dict[str, Any] = {"filter": identity_hash(self.filter_identity())}
+        select = self.select_identity()
+        if select is not None:
+            ident["select"] = identity_hash(select)
+        if self.cfg.harmful_pairs is not None or self.cfg.benign_pairs is not None:
+            ident["caps"] = [self.cfg.harmful_pairs, self.cfg.benign_pairs, self.cfg.data_seed]
+        return ident
 
     # -- train
     def train_identity(self) -> dict[str, Any]:
-        return {"filter": identity_hash(self.filter_identity()), "recipe": self.cfg.recipe,
-                "train": asdict(self.cfg.train_config()), "overrides": self.cfg.overrides()}
+        return self._data_identity() | {"recipe": self.cfg.recipe, "train": asdict(self.cfg.train_config()),
+                                        "overrides": self.cfg.overrides()}
 
     def train(self, *, progress: bool = True) -> dict[str, Any]:
-        self.filter(progress=progress)
+        self.select(progress=progress)
         stage = self._stage("train", self.train_identity())
         result_path = stage.out / "data_manifest.json"
         if stage.is_complete() and result_path.exists():
@@ -359,7 +519,7 @@ class AlignRun:
             "base_model_fingerprint": self.loaded.fingerprint,
             "judges": {name: self.judge(name).fingerprint for name in (self.cfg.asr_judge, self.cfg.refusal_judge)},
             "preset": self.cfg.preset_spec.to_dict(), "overrides": self.cfg.overrides(),
-            "train_config": asdict(tcfg),
+            "train_config": asdict(tcfg), "caps": {"harmful_pairs": self.cfg.harmful_pairs, "benign_pairs": self.cfg.benign_pairs},
         }
         write_json_atomic(result_path, manifest)
         stage.write("complete", extra={"adapter": result["adapter"]})
@@ -368,17 +528,16 @@ class AlignRun:
     # -- perplexity
     def perplexity(self, *, progress: bool = True) -> dict[str, Any]:
         from thinksafe.align.perplexity import response_perplexity
-        from thinksafe.generation.backend import make_backend
 
-        self.filter(progress=progress)
-        stage = self._stage("perplexity", {"filter": identity_hash(self.filter_identity()),
-                                           "recipe": self.cfg.recipe, "size": self.cfg.perplexity_size})
+        self.select(progress=progress)  # the filter (and the selection) first
+        stage = self._stage("perplexity", self._data_identity() | {"recipe": self.cfg.recipe,
+                                                                    "size": self.cfg.perplexity_size})
         path = stage.out / "perplexity.json"
         if stage.is_complete() and path.exists():
             return json.loads(path.read_text(encoding="utf-8"))
         stage.write("running")
         pairs = self.pairs()
-        backend = make_backend(self.cfg.generation.backend, self.loaded, **self.cfg.generation.backend_options)
+        backend = self.backend
         result: dict[str, Any] = {"recipe": self.cfg.recipe, "model": self.loaded.name}
         for side, chosen in (("harmful", [p for p in pairs if p["harmful"]]), ("benign", [p for p in pairs if not p["harmful"]])):
             chosen = chosen[: self.cfg.perplexity_size]
@@ -391,8 +550,10 @@ class AlignRun:
         return result
 
     def all(self, *, progress: bool = True) -> dict[str, Any]:
-        return {"filter": self.filter(progress=progress), "perplexity": self.perplexity(progress=progress),
-                "train": self.train(progress=progress)}
+        out = {"filter": self.filter(progress=progress)}
+        if self.cfg.recipe_spec.select is not None:
+            out["select"] = self.select(progress=progress)
+        return out | {"perplexity": self.perplexity(progress=progress), "train": self.train(progress=progress)}
 
 
 def to_pair(rec: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
@@ -406,6 +567,11 @@ def to_pair(rec: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
         response = f"{THINK_OPEN}{EMPTY_TRACE}{THINK_CLOSE}\n\n{rec['answer'].strip()}"
     return {"id": rec["id"], "pool": rec["pool"], "harmful": rec["harmful"], "prompt": prompt,
             "response": response, "forced_close": bool(rec.get("forced_close"))}
+
+
+def _record_key(rec: dict[str, Any]) -> str:
+    """A kept record's key across stages: its pool, prompt id and sample index."""
+    return f"{rec['pool']}/{rec['id']}/{rec.get('sample_index', 0)}"
 
 
 def _check_benign_task(rec: dict[str, Any]) -> dict[str, Any]:

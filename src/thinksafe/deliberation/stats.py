@@ -9,7 +9,7 @@ prompt are not independent), Holm's step-down (scipy has no Holm) and the Fisher
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -104,3 +104,28 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted.tolist()
+
+
+def bootstrap_ci(
+    units: Sequence[object],
+    statistic: Callable[[list[object]], float | None],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of ``statistic`` over resamples of ``units`` (prompts, traces: each
+    unit carries all of its rows, so rows of one prompt stay together). Resamples where the statistic
+    is undefined (None or NaN) are skipped; None when most are, or when there are no units."""
+    if not units:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_resamples):
+        v = statistic([units[i] for i in rng.integers(0, len(units), len(units))])
+        if v is not None and np.isfinite(v):
+            values.append(float(v))
+    if len(values) < n_resamples // 2:
+        return None
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)

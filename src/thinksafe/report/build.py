@@ -61,17 +61,28 @@ def collect(run_dir: Path) -> dict[str, Any]:
         from thinksafe.evals.compare import compare_evals
 
         comparison = compare_evals(run_dir / "before" / "eval", done)
-    perplexity, data, training = {}, {}, {}
+    perplexity, data, training, selection = {}, {}, {}, {}
     for r in recipes:
         adir = run_dir / "align" / r
         perplexity[r] = _read(adir / "perplexity" / "perplexity.json")
         data[r] = _read(adir / "filter" / "report.json")
+        selection[r] = _read(adir / "select" / "report.json")
         t = _read(adir / "train" / "data_manifest.json")
         if t is not None:
             losses = [float(x) for x in t.get("losses", [])]  # one per logged step
             training[r] = {"pairs": t["pairs"], "harmful_pairs": t["harmful_pairs"], "dropped_too_long": t["dropped_too_long"],
+                           "caps": t.get("caps"),
                            "overrides": t.get("overrides"), "first_loss": losses[0] if losses else None,
                            "last_loss": losses[-1] if losses else None, "losses": losses}
+    contrasts = {}
+    from thinksafe.report.contrast import contrast
+
+    if (run_dir / "before" / "eval" / "metrics.json").exists():
+        for r in done:
+            contrasts[f"{r} vs base"] = contrast(run_dir / "before", run_dir / "after" / r)
+    finished = list(done)
+    for r in finished[1:]:  # each later recipe against the first (e.g. thinksafe-deliberate vs thinksafe)
+        contrasts[f"{r} vs {finished[0]}"] = contrast(run_dir / "after" / finished[0], run_dir / "after" / r)
     first = recipes[0] if recipes else None
     before_eval = _read(run_dir / "before" / "eval" / "metrics.json") or {}
     return {
@@ -81,7 +92,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "before": side_summary(run_dir / "before"),
         "after": after[first] | {"recipe": first} if first and after.get(first) else None,
         "by_recipe": after, "comparison": comparison,
-        "perplexity": perplexity, "data": data, "training": training,
+        "perplexity": perplexity, "data": data, "selection": selection, "training": training, "contrasts": contrasts,
         "timings": _read(run_dir / "timings.json") or {},
     }
 
@@ -122,6 +133,38 @@ def tradeoff_plot(metrics: dict[str, Any]) -> str | None:
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("safety against over-refusal (lower left is better)", fontsize=9)
     ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+DELIBERATION_PANELS = (("first_token_auroc", "first-token AUROC (harmful)"), ("commitment_fraction", "commitment fraction"),
+                       ("performative_share", "performative share"), ("flip_rate_at_20", "flip rate at 20%"))
+
+
+def deliberation_plot(metrics: dict[str, Any]) -> str | None:
+    """The deliberation scorecard of the base model and each recipe, one panel a measure (AUROC with its CI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sides = [("base", (metrics.get("before") or {}).get("deliberation"))]
+    sides += [(r, (s or {}).get("deliberation")) for r, s in metrics["by_recipe"].items()]
+    sides = [(n, d) for n, d in sides if d]
+    if not sides:
+        return None
+    fig, axes = plt.subplots(1, len(DELIBERATION_PANELS), figsize=(3.0 * len(DELIBERATION_PANELS), 3.0))
+    for ax, (key, title) in zip(axes, DELIBERATION_PANELS):
+        for i, (name, d) in enumerate(sides):
+            value = d.get(key)
+            if value is None:
+                continue
+            ci = d.get(f"{key}_ci")
+            err = [[value - ci[0]], [ci[1] - value]] if ci and None not in ci else None
+            ax.bar([i], [value], yerr=err, capsize=4, color=f"C{i}")
+        ax.set_xticks(range(len(sides)), [n for n, _ in sides], rotation=20, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -187,6 +230,7 @@ def build_report(run_dir: str | Path) -> dict[str, Any]:
     html = env.get_template("report.html.j2").render(
         m=metrics, config=_read(run_dir / "config.json"), env=environment(), generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         tradeoff=tradeoff_plot(metrics) if metrics["before"] else None, losses=loss_plot(metrics["training"]),
+        deliberation_bars=deliberation_plot(metrics),
         plots_before=_plots_of(run_dir / "before"),
         plots_after={r: _plots_of(run_dir / "after" / r) for r in metrics["recipes"]},
         examples={r: examples(run_dir, r, b) for r in metrics["recipes"] for b in ("harmbench",)},

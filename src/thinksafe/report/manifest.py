@@ -132,9 +132,10 @@ def pin_config(out: Path, config: dict[str, Any], *, what: str, flag: str) -> No
         theirs = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} is not valid JSON ({exc}); delete the folder to start over") from None
-    if theirs != mine:
-        diffs = [f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in sorted(set(theirs) | set(mine))
-                 if theirs.get(k) != mine.get(k)]
+    # a field added by a later version reads as None (its "not set") in a folder written before it
+    diffs = [f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in sorted(set(theirs) | set(mine))
+             if theirs.get(k) != mine.get(k)]
+    if diffs:
         raise ConfigError(f"{out} holds {what} with another configuration ({'; '.join(diffs[:4])}). "
                           f"Nothing was changed: pick another {flag}, or delete it.")
 

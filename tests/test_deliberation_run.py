@@ -149,6 +149,11 @@ def test_deliberation_run_end_to_end_resumes_and_skips(tiny_loaded, tmp_path, mo
         assert key in metrics
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert metrics["labels"]["harmful"]["refuse"] + metrics["labels"]["harmful"]["comply"] > 0
+    # ASR and ORR are rates over prompts, as the evaluation computes them: two samples of a prompt count once
+    for key in ("asr", "orr"):
+        assert (metrics[key]["n"], metrics[key]["n_samples"]) == (12, 24)
+        assert metrics[key]["interval"] in ("prompt-bootstrap", "wilson-over-prompts")
+        assert metrics[key]["ci"][0] <= metrics[key]["value"] <= metrics[key]["ci"][1]
     for name in ("auroc_by_layer.png", "valley.png", "truncation.png"):
         assert (out / "plots" / name).stat().st_size > 1000
     probe = json.loads((out / "probe" / "probe.json").read_text())

@@ -570,7 +570,7 @@ def stance_report(chunked: list[dict[str, Any]], rows: list[dict[str, Any]], cfg
 def scorecard(probe: dict[str, Any], trunc: dict[str, Any], stance: dict[str, Any], labels: list[dict[str, Any]],
               cfg: DeliberationConfig) -> dict[str, Any]:
     """The headline numbers, each with its n (and CI where it has one), identical for base and base + adapter."""
-    from thinksafe.evals.metrics import wilson_interval
+    from thinksafe.evals.metrics import clustered_mean, rate_interval
 
     first = probe["definitions"].get("first_token", {})
     harm = first.get("harmful", {})
@@ -579,9 +579,15 @@ def scorecard(probe: dict[str, Any], trunc: dict[str, Any], stance: dict[str, An
     benign = [r for r in labels if not r["harmful"]]
 
     def rate(rows: list[dict[str, Any]], hit: Any) -> dict[str, Any]:
-        k = sum(bool(hit(r)) for r in rows)
-        lo, hi = wilson_interval(k, len(rows)) if rows else (None, None)
-        return {"value": k / len(rows) if rows else None, "ci": [lo, hi], "n": len(rows)}
+        # as the evaluation computes it: a rate over prompts, several samples of one prompt averaged
+        # and resampled together (they are not independent)
+        if not rows:
+            return {"value": None, "ci": [None, None], "n": 0, "n_samples": 0}
+        flags = [float(bool(hit(r))) for r in rows]
+        prompts = [(r["pool"], r["id"]) for r in rows]
+        lo, hi, method = rate_interval(flags, prompts)
+        return {"value": clustered_mean(flags, prompts), "ci": [lo, hi], "n": len(set(prompts)),
+                "n_samples": len(rows), "interval": method}
 
     t_all = trunc["sides"]["all"]
     return _clean({

@@ -20,6 +20,7 @@ from thinksafe.deliberation.run import (
     truncation_report,
 )
 from thinksafe.errors import ConfigError
+from thinksafe.evals.metrics import wilson_interval
 from thinksafe.generation.config import GenerationConfig
 
 needs_data = pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
@@ -107,6 +108,11 @@ def test_stance_report_holm_and_performative_share():
     assert a["significant"] and a["locked"] and a["p_holm"] == pytest.approx(min(1, 2 * a["p"]))
     assert not b["significant"] and not b["locked"]
     assert out["performative_share"] == 0.5 and out["n_loops_excluded"] == 1 and out["oscillation_rate"] == 1.0
+    # one tested cut: the bootstrap over traces has nothing to resample, so the interval is Wilson's over 1 cut,
+    # not the zero-width [1, 1]
+    one = stance_report(chunked[1:2], rows[2:], cfg)
+    assert one["n_tested"] == 1 and one["performative_share"] == 1.0
+    assert one["performative_share_ci"] == pytest.approx(wilson_interval(1, 1)) and one["performative_share_ci"][0] < 0.25
 
 
 def test_config_rejects_bad_values():

@@ -560,9 +560,17 @@ def stance_report(chunked: list[dict[str, Any]], rows: list[dict[str, Any]], cfg
             return hit / len(flat) if flat else None
         return f
 
+    def share_ci(flag: str) -> Any:
+        ci = bootstrap_ci(units, share(flag))
+        if ci is not None and ci[0] == ci[1]:  # every trace alike (one trace, say): no spread to resample,
+            from thinksafe.evals.metrics import wilson_interval  # so the Wilson interval over the cuts, as the
+            # evaluation widens a collapsed bootstrap
+            ci = wilson_interval(round(share(flag)(units) * len(tests)), len(tests))
+        return ci
+
     units = list(per_trace.values())
-    out["performative_share_ci"] = bootstrap_ci(units, share("performative")) if tests else None
-    out["locked_share_ci"] = bootstrap_ci(units, share("locked")) if tests else None
+    out["performative_share_ci"] = share_ci("performative") if tests else None
+    out["locked_share_ci"] = share_ci("locked") if tests else None
     out["oscillation_rate_ci"] = bootstrap_ci(changes, lambda sample: float(np.mean(sample))) if changes else None
     return out
 

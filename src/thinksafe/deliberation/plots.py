@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 
-def write_plots(out: str | Path, probe: dict[str, Any], trunc: dict[str, Any]) -> list[Path]:
+def write_plots(out: str | Path, probe: dict[str, Any], trunc: dict[str, Any], *,
+                commitment: float | None = None) -> list[Path]:
+    """The three plots; ``commitment`` (the agreement that counts as committed) is drawn as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,6 +48,8 @@ def write_plots(out: str | Path, probe: dict[str, Any], trunc: dict[str, Any]) -
         pts = [(100 * c["fraction"], c["agreement"]) for c in entry["curve"] if c["agreement"] is not None]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=f"{side} (n={entry['curve'][0]['n']})")
+    if commitment is not None:
+        ax.axhline(commitment, color="grey", linestyle=":", label=f"committed ({commitment:g})")
     ax.set(xlabel="trace kept (%)", ylabel="decision equals the full trace's", ylim=(0, 1.05),
            title="Truncation: when is the decision made?")
     ax.legend(fontsize=7)

@@ -393,7 +393,7 @@ class DeliberationRun:
         write_json_atomic(self.out / "metrics.json", metrics)
         from thinksafe.deliberation.plots import write_plots
 
-        write_plots(self.out / "plots", probe, trunc)
+        write_plots(self.out / "plots", probe, trunc, commitment=self.cfg.commitment)
         return metrics
 
 

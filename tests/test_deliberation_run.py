@@ -207,6 +207,8 @@ def test_a_killed_truncation_stage_resumes_from_its_replays(tiny_loaded, tmp_pat
         run.truncation(progress=False)
     first = (out / "truncation" / "replays.jsonl").read_text().splitlines()
     assert len(first) == calls[0] == 1
+    with (out / "truncation" / "replays.jsonl").open("a") as fh:  # a SIGKILL mid-write leaves half a line
+        fh.write(first[0][: len(first[0]) // 2])
     seen = []
     monkeypatch.setattr(run_mod, "replay", lambda *a, **k: seen.extend(a[3]) or real(*a, **k))
     again = DeliberationRun(out, replace_batch(cfg, 2), loaded=tiny_loaded)

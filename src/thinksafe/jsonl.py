@@ -7,6 +7,7 @@ Appends are flushed per record so that a killed run keeps every finished record;
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,16 +53,42 @@ def append_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def repair_torn_tail(path: str | Path) -> None:
-    """Drop a partial last line left by a killed writer, so appends start on a fresh line."""
+def repair_torn_tail(path: str | Path) -> int:
+    """Drop a partial last line left by a killed writer, so appends start on a fresh line; return the
+    number of bytes dropped. The file is truncated in place (``os.truncate``), never rewritten: the
+    finished records are not copied, so a second kill during the repair cannot lose them."""
     path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return
-    cut = data.rfind(b"\n")
-    path.write_bytes(data[: cut + 1] if cut >= 0 else b"")
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with path.open("rb") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        keep, block = 0, 1 << 16  # the last newline, read backwards block by block
+        pos = size
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            cut = fh.read(pos - start).rfind(b"\n")
+            if cut >= 0:
+                keep = start + cut + 1
+                break
+            pos = start
+    os.truncate(path, keep)
+    return size - keep
+
+
+def read_resumable(path: str | Path) -> list[dict[str, Any]]:
+    """The finished records of a file that a killed run was appending to: a torn last line is
+    truncated away in place (the run appends after it again); no file means no records."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    repair_torn_tail(path)
+    return list(read_jsonl(path))
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:

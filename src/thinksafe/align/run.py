@@ -34,7 +34,7 @@ from thinksafe.data.records import Example
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.evals.reasoning import REASONING_TASKS
 from thinksafe.generation.config import GenerationConfig
-from thinksafe.jsonl import append_jsonl, read_jsonl, write_json_atomic
+from thinksafe.jsonl import append_jsonl, read_jsonl, read_resumable, write_json_atomic
 from thinksafe.models.formats import THINK_CLOSE, THINK_OPEN
 from thinksafe.models.loader import LoadedModel, load_model, model_identity
 from thinksafe.models.registry import DEFAULT_MODEL
@@ -406,7 +406,7 @@ class AlignRun:
         from thinksafe.progress import bar as progress_bar
 
         scfg, tok = self.cfg.select_config, self.loaded.tokenizer
-        done = {(r["key"], r["cut"]): r for r in read_jsonl(path)} if path.exists() else {}
+        done = {(r["key"], r["cut"]): r for r in read_resumable(path)}
         todo: list[tuple[dict[str, Any], str, Cut]] = []
         unsteered: dict[str, dict[str, Any]] = {}
         for rec in harmful:
@@ -443,7 +443,7 @@ class AlignRun:
         from thinksafe.progress import bar as progress_bar
 
         scfg, tok = self.cfg.select_config, self.loaded.tokenizer
-        done = {r["key"]: r for r in read_jsonl(path)} if path.exists() else {}
+        done = {r["key"]: r for r in read_resumable(path)}
         judge = self.judge(scfg.stance_judge)
         todo = [r for r in harmful if _record_key(r) not in done]
         with progress_bar("opening stances", len(todo), enabled=progress) as bar:

@@ -33,7 +33,7 @@ from thinksafe.deliberation.states import extract_states, load_states, record_ke
 from thinksafe.deliberation.stats import auroc, fisher_exact, fisher_ratio, holm
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.generation.config import GenerationConfig
-from thinksafe.jsonl import append_jsonl, read_jsonl, write_json_atomic
+from thinksafe.jsonl import append_jsonl, read_jsonl, read_resumable, write_json_atomic
 from thinksafe.models.loader import LoadedModel, load_model, model_identity
 from thinksafe.models.registry import DEFAULT_MODEL
 from thinksafe.report.manifest import Stage, hash_examples, pin_config
@@ -302,7 +302,7 @@ class DeliberationRun:
         stage.write("running")
         recs = self.records()
         tok = self.loaded.tokenizer
-        done = {(r["key"], r["fraction"]) for r in read_jsonl(replays_path)} if replays_path.exists() else set()
+        done = {(r["key"], r["fraction"]) for r in read_resumable(replays_path)}
         todo = []
         for i, lab in enumerate(labels):
             span = trace_span(tok, recs[lab["key"]])
@@ -351,7 +351,7 @@ class DeliberationRun:
         stage.write("running")
         recs = self.records()
         tok = self.loaded.tokenizer
-        chunked = {r["key"]: r for r in read_jsonl(stances_path)} if stances_path.exists() else {}
+        chunked = {r["key"]: r for r in read_resumable(stances_path)}
         judge = self.judge(self.cfg.stance_judge, **self.cfg.stance_judge_options)
         for lab in labels:
             if lab["key"] in chunked:
@@ -367,7 +367,7 @@ class DeliberationRun:
                    "chunk_tokens": [char_to_tokens(tok, ids, c.end) for c in chunks]}
             chunked[lab["key"]] = row
             append_jsonl(stances_path, [row])  # judged chunks survive a kill, record by record
-        done = {(r["key"], r["cut"]) for r in read_jsonl(replays_path)} if replays_path.exists() else set()
+        done = {(r["key"], r["cut"]) for r in read_resumable(replays_path)}
         todo = []
         for i, lab in enumerate(labels):
             row = chunked[lab["key"]]

@@ -28,7 +28,7 @@ from thinksafe.generation.backend import Backend, Completion, GenerateRequest, S
 from thinksafe.generation.cache import GenerationCache, cache_key, sample_seed
 from thinksafe.generation.config import GenerationConfig
 from thinksafe.generation.records import GenerationRecord
-from thinksafe.jsonl import append_jsonl, read_jsonl, repair_torn_tail
+from thinksafe.jsonl import append_jsonl, read_resumable
 from thinksafe.models.formats import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, parse_response, prefill_of, render_prompt, steer
 from thinksafe.models.loader import LoadedModel
 
@@ -145,10 +145,8 @@ class Engine:
         done: dict[tuple[str, str, int], dict[str, Any]] = {}
         if out_path is not None:
             out_path = Path(out_path)
-            if out_path.exists():
-                repair_torn_tail(out_path)
-                for rec in read_jsonl(out_path):
-                    done[(rec.get("cache_key", ""), rec.get("id", ""), rec.get("sample_index", 0))] = rec
+            for rec in read_resumable(out_path):
+                done[(rec.get("cache_key", ""), rec.get("id", ""), rec.get("sample_index", 0))] = rec
         results: list[GenerationRecord | None] = [None] * len(jobs)
         pending: list[tuple[int, _Job]] = []
         from_cache: list[dict[str, Any]] = []

@@ -210,3 +210,41 @@ def test_judge_option_errors_are_user_errors(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, "judge", "calibrate", "--judge", "keyword", "--out", str(tmp_path),
                            "--judge-option", "colour=red", "--set", "xstest")
     assert_user_error(code, err, "keyword", "colour")
+
+
+@pytest.mark.parametrize(("code", "hint"), [(28, "free some space"), (30, "a folder you can write"), (13, "a folder you can write")])
+def test_a_full_disk_or_unwritable_folder_is_a_clear_error_that_keeps_earlier_output(monkeypatch, capsys, tmp_path,
+                                                                                     code, hint):
+    """ENOSPC (28), EROFS (30), EACCES (13) while writing: one paragraph naming the file, exit 1, and the
+    earlier output untouched (root ignores permission bits, so the fault is injected at the write)."""
+    import errno as errno_mod
+
+    from thinksafe.judges import apply
+
+    src = tmp_path / "records.jsonl"
+    src.write_text("".join(json.dumps(_record(i, "I'm sorry, but I can't help with that.")) + "\n" for i in range(3)))
+    dest = tmp_path / "judged.jsonl"
+    dest.write_text('{"earlier": true}\n')
+    before = src.read_text()
+    real = apply.append_jsonl
+
+    def fails_after_one_row(path, rows):
+        real(path, list(rows)[:1])
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(apply, "append_jsonl", fails_after_one_row)
+    rc, _, err = run_cli(monkeypatch, capsys, "judge", "--in", str(src), "--judge", "keyword", "--out", str(dest))
+    assert rc == 1 and code in (errno_mod.ENOSPC, errno_mod.EROFS, errno_mod.EACCES)
+    assert_user_error(rc, err, "could not write", os.strerror(code), hint, "run the same command again")
+    assert dest.read_text() == '{"earlier": true}\n' and src.read_text() == before
+
+
+def test_an_unrelated_os_error_is_not_disguised(monkeypatch):
+    from thinksafe import cli
+
+    def boom(**_):
+        raise OSError(5, "Input/output error")  # EIO: not a disk-full or permission problem
+
+    monkeypatch.setattr(cli, "app", boom)
+    with pytest.raises(OSError, match="Input/output"):
+        main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -441,6 +442,21 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder of `thinksafe 
     console.print(f"report: {run_dir / 'report.html'}")
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def _write_error(exc: OSError) -> str:
+    """One paragraph for a disk that is full or a folder that cannot be written: what failed, where,
+    that finished records are kept, and what to do."""
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = "free some space (or point --out and THINKSAFE_CACHE at a disk with room)"
+    else:
+        fix = "choose a folder you can write (--out, or THINKSAFE_CACHE for the cache)"
+    return (f"could not write{where}: {exc.strerror or exc}. Everything finished before this is kept; "
+            f"{fix}, then run the same command again to resume.")
+
+
 def main() -> None:
     """Entry point: user errors become one paragraph on stderr and exit code 2, never a traceback."""
     try:
@@ -454,6 +470,11 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted: finished records are kept; run the same command again to resume")
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] {_write_error(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except Exception as exc:  # click usage errors
         import click
 

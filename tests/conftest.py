@@ -96,3 +96,57 @@ def tiny_loaded(smollm_tokenizer):
         resolved=ResolvedModel("tiny-random-llama", "local", "<memory>"),
         dtype="float32",
     )
+
+
+class NetworkGuard:
+    """Fails any connection that leaves this machine (loopback and Unix sockets pass) and keeps a list of
+    the attempts, so a test can assert none was made even where library code swallows the error."""
+
+    LOCAL = ("127.0.0.1", "::1", "localhost")
+
+    def __init__(self) -> None:
+        self.attempts: list[object] = []
+
+    def __enter__(self) -> NetworkGuard:
+        import socket
+
+        self._mp = pytest.MonkeyPatch()
+        real_connect, real_connect_ex, real_getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+        guard = self
+
+        def local(sock: socket.socket, address: object) -> bool:
+            return sock.family == getattr(socket, "AF_UNIX", None) or (
+                isinstance(address, tuple) and str(address[0]) in guard.LOCAL)
+
+        def connect(sock, address):
+            if not local(sock, address):
+                guard.attempts.append(address)
+                raise OSError(f"network access blocked by the test: {address}")
+            return real_connect(sock, address)
+
+        def connect_ex(sock, address):
+            if not local(sock, address):
+                guard.attempts.append(address)
+                return 111  # ECONNREFUSED
+            return real_connect_ex(sock, address)
+
+        def getaddrinfo(host, *args, **kwargs):
+            if host not in (None, *guard.LOCAL):
+                guard.attempts.append(host)
+                raise socket.gaierror(f"name lookup blocked by the test: {host}")
+            return real_getaddrinfo(host, *args, **kwargs)
+
+        self._mp.setattr(socket.socket, "connect", connect)
+        self._mp.setattr(socket.socket, "connect_ex", connect_ex)
+        self._mp.setattr(socket, "getaddrinfo", getaddrinfo)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mp.undo()
+
+
+@pytest.fixture
+def no_network():
+    with NetworkGuard() as guard:
+        yield guard
+    assert not guard.attempts, f"network access attempted: {guard.attempts}"

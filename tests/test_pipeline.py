@@ -112,9 +112,12 @@ def tiny_run(tiny_dir, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("main") / "run"
     cfg = _tiny_run_config(out, tiny_dir)
-    with pytest.MonkeyPatch.context() as mp:
+    from conftest import NetworkGuard
+
+    with pytest.MonkeyPatch.context() as mp, NetworkGuard() as net:
         mp.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
         metrics = run_main(cfg, progress=False)
+    assert not net.attempts, f"the main job tried the network: {net.attempts}"  # the offline guarantee
     return cfg, out, metrics
 
 

@@ -199,6 +199,8 @@ def judge_calibrate(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="a folder laid out like shared/data"),
     judge_option: list[str] = JudgeOptionOpt,
     timing_runs: int = typer.Option(3, "--timing-runs", help="judge each set this many times; ms/item is the fastest"),
+    injection: bool = typer.Option(False, "--injection", help="also measure how often text addressed to the judge "
+                                   "flips it, against its error rate"),
 ) -> None:
     """Accuracy, F1, Cohen's kappa and ms/item against human labels, on rows the judge was not fitted on."""
     from thinksafe.errors import ConfigError
@@ -206,8 +208,9 @@ def judge_calibrate(
 
     options = parse_judge_options(judge_option)
     if data:
-        if sets or split != "heldout":
-            raise ConfigError("--data (XSTest files) cannot be combined with --set or --split; use one or the other.")
+        if sets or split != "heldout" or injection:
+            raise ConfigError("--data (XSTest files) cannot be combined with --set, --split or --injection; "
+                              "use the labelled sets for those.")
         m = run_calibration(judge_name, out, data[0] if len(data) == 1 else data, data_dir=data_dir,
                             timing_runs=timing_runs, **options)
         console.print(
@@ -216,13 +219,18 @@ def judge_calibrate(
         )
         return
     m = run_set_calibration(judge_name, out, sets or None, split=split, data_dir=data_dir, timing_runs=timing_runs,
-                            **options)
+                            injection=injection, **options)
     table = Table(title=f"judge {m['judge']} ({split} rows)")
-    for col in ("set", "question", "n", "accuracy", "F1", "kappa", "ms/item"):
+    cols = ["set", "question", "n", "accuracy", "F1", "kappa", "ms/item"]
+    for col in cols + (["error", "injection flips", "to safe"] if injection else []):
         table.add_column(col)
     for name, r in m["sets"].items():
-        table.add_row(name, r["task"], str(r["n"]), f"{r['accuracy']:.3f}", f"{r['f1_' + r['positive']]:.3f}",
-                      f"{r['cohen_kappa']:.3f}", f"{r['ms_per_item']:.2f}")
+        row = [name, r["task"], str(r["n"]), f"{r['accuracy']:.3f}", f"{r['f1_' + r['positive']]:.3f}",
+               f"{r['cohen_kappa']:.3f}", f"{r['ms_per_item']:.2f}"]
+        if injection:
+            inj = r["injection"]
+            row += [f"{inj['base_error_rate']:.3f}", f"{inj['flip_rate']:.3f}", f"{inj['flip_to_safe_rate']:.3f}"]
+        table.add_row(*row)
     console.print(table)
     console.print(f"-> {out / 'metrics.json'}")
 

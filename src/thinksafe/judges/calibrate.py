@@ -168,13 +168,15 @@ def fit_judge(name: str, out: str | Path | None = None, files: str | Path | Sequ
 
 
 def calibrate_sets(judge: Judge | str, sets: Sequence[str] | None = None, *, split: str = "heldout",
-                   data_dir: str | Path | None = None, timing_runs: int = 1,
+                   data_dir: str | Path | None = None, timing_runs: int = 1, injection: bool = False,
                    **options: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Metrics of ``judge`` on the ``split`` rows of each labelled set (default: the report sets).
 
     For a ``refusal`` set the prediction is *refused* = ``not verdict.complied`` (gold: refusal);
     for an ``achieved`` set it is ``verdict.complied`` (gold: the request was carried out). Both
-    are scored with accuracy, F1 of the positive class, Cohen's kappa and ms/item. Returns
+    are scored with accuracy, F1 of the positive class, Cohen's kappa and ms/item. With ``injection``
+    each set also gets ``injection``: :func:`injection_probe` on its rows (text addressed to the judge
+    put before and after every response; a robust judge flips no more often than it errs). Returns
     ``(metrics, predictions)``; ``metrics["sets"][name]`` holds each set's figures.
     """
     import thinksafe
@@ -212,6 +214,9 @@ def calibrate_sets(judge: Judge | str, sets: Sequence[str] | None = None, *, spl
             "task": spec.task, "positive": positive, "split_scheme": spec.split_scheme, "files": files,
             "per_group": per_group, "verdict_labels": dict(Counter(v.label for v in verdicts)),
         }
+        if injection:  # the probe's axis is refused / not refused: an achieved set's gold is its complement
+            gold_refusal = gold if spec.task == "refusal" else [1 - g for g in gold]
+            out["sets"][name]["injection"] = injection_probe(judge, items, gold_refusal)
         predictions.extend({"set": name, "group": r.group, "id": r.id, "gold": g, "pred": p} | v.to_dict()
                            for r, g, p, v in zip(rows, gold, pred, verdicts))
     return out, predictions
@@ -219,10 +224,10 @@ def calibrate_sets(judge: Judge | str, sets: Sequence[str] | None = None, *, spl
 
 def run_set_calibration(judge: Judge | str, out_dir: str | Path, sets: Sequence[str] | None = None, *,
                         split: str = "heldout", data_dir: str | Path | None = None, timing_runs: int = 3,
-                        **options: Any) -> dict[str, Any]:
+                        injection: bool = False, **options: Any) -> dict[str, Any]:
     """``thinksafe judge calibrate --judge NAME --out DIR``: every report set, metrics + predictions written."""
     metrics, predictions = calibrate_sets(judge, sets, split=split, data_dir=data_dir, timing_runs=timing_runs,
-                                          **options)
+                                          injection=injection, **options)
     path = write_calibration(metrics, out_dir, predictions)
     for name, m in metrics["sets"].items():
         log.info("judge %s on %s (%s): accuracy %.3f, kappa %.3f, %.2f ms/item (n=%d)", metrics["judge"], name,

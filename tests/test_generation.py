@@ -386,3 +386,17 @@ def test_stop_strings_wait_for_min_tokens_on_transformers(tiny_loaded):
     body = tok("END one two three four five six END more", add_special_tokens=False).input_ids
     c = backend._finish(body, GenerateRequest([1], 50, stop=("END",), min_tokens=4))
     assert c.finish_reason == "stop_string" and len(c.token_ids) > 4 and tok.decode(c.token_ids).endswith("END")
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_anything_is_generated(tiny_loaded, tmp_path):
+    """The tiny model's context is 2,048 tokens: a prompt past it is a clear error naming the sizes (never
+    silently truncated), raised before the batch runs; the finished records of the output are kept."""
+    from thinksafe.errors import ModelError
+
+    out = tmp_path / "records.jsonl"
+    _engine(tiny_loaded, tmp_path).run(EXAMPLES[:2], out, progress=False)
+    before = out.read_text()
+    huge = Example(id="huge", prompt="lock " * 2500, benchmark="toy", split_type="asr")
+    with pytest.raises(ModelError, match=r"does not fit the model's context of 2048 tokens"):
+        _engine(tiny_loaded, tmp_path).run([*EXAMPLES[:2], EXAMPLES[2], huge], out, progress=False)
+    assert out.read_text().startswith(before)

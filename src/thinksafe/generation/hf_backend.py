@@ -120,6 +120,7 @@ class TransformersBackend:
     def generate(
         self, requests: Sequence[GenerateRequest], on_tokens: Callable[[int], None] | None = None
     ) -> list[list[Completion]]:
+        self._check_context(requests)
         rows: list[tuple[int, int, GenerateRequest]] = [(i, s, r) for i, r in enumerate(requests) for s in range(r.n)]
         results: list[list[Completion | None]] = [[None] * r.n for r in requests]
         groups: dict[tuple[Any, ...], list[tuple[int, int, GenerateRequest]]] = {}
@@ -135,6 +136,22 @@ class TransformersBackend:
                 if on_tokens is not None:
                     on_tokens(sum(len(results[i][s].token_ids) for i, s, _ in chunk))  # type: ignore[union-attr]
         return results  # type: ignore[return-value]
+
+    def _check_context(self, requests: Sequence[GenerateRequest]) -> None:
+        """Refuse (do not silently truncate) a request whose prompt and new tokens exceed the model's
+        context, before any of the batch is generated, as vLLM refuses past its max_model_len."""
+        from thinksafe.errors import ModelError
+        from thinksafe.models.loader import base_model
+
+        limit = getattr(base_model(self.loaded.model).config, "max_position_embeddings", None)
+        if not limit or not requests:
+            return
+        worst = max(requests, key=lambda r: len(r.prompt_ids) + r.max_tokens)
+        if len(worst.prompt_ids) + worst.max_tokens > limit:
+            raise ModelError(
+                f"A prompt of {len(worst.prompt_ids)} tokens plus {worst.max_tokens} new tokens does not fit the "
+                f"model's context of {limit} tokens. Shorten the prompts, or lower --thinking-budget / --max-new-tokens."
+            )
 
     def _bad_words_ids(self, words: tuple[str, ...]) -> list[list[int]] | None:
         if words not in self._bad_words:

@@ -248,3 +248,16 @@ def test_an_unrelated_os_error_is_not_disguised(monkeypatch):
     monkeypatch.setattr(cli, "app", boom)
     with pytest.raises(OSError, match="Input/output"):
         main()
+
+
+def test_judge_names_the_record_with_a_missing_or_mistyped_field(monkeypatch, capsys, tmp_path):
+    src = tmp_path / "records.jsonl"
+    broken = {k: v for k, v in _record(1, "x").items() if k != "answer"}
+    src.write_text(json.dumps(_record(0, "fine")) + "\n" + json.dumps(broken) + "\n")
+    dest = tmp_path / "judged.jsonl"
+    code, _, err = run_cli(monkeypatch, capsys, "judge", "--in", str(src), "--judge", "keyword", "--out", str(dest))
+    assert_user_error(code, err, "records.jsonl, record 2", "answer")
+    src.write_text(json.dumps(_record(0, "fine") | {"answer": 5}) + "\n")
+    code, _, err = run_cli(monkeypatch, capsys, "judge", "--in", str(src), "--judge", "keyword", "--out", str(dest))
+    assert_user_error(code, err, "record 1", "response must be a string")
+    assert not dest.exists()

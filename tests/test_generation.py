@@ -400,3 +400,20 @@ def test_a_prompt_longer_than_the_context_is_refused_before_anything_is_generate
     with pytest.raises(ModelError, match=r"does not fit the model's context of 2048 tokens"):
         _engine(tiny_loaded, tmp_path).run([*EXAMPLES[:2], EXAMPLES[2], huge], out, progress=False)
     assert out.read_text().startswith(before)
+
+
+def test_a_resumed_output_with_a_broken_record_is_a_clear_error(tiny_loaded, tmp_path):
+    from thinksafe.errors import DataError
+    from thinksafe.generation.records import GenerationRecord
+
+    out = tmp_path / "records.jsonl"
+    _engine(tiny_loaded, tmp_path).run(EXAMPLES[:2], out, progress=False)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    rows[1]["n_trace_tokens"] = "six"
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"records.jsonl: record 'e\d' has field\(s\) of the wrong type: n_trace_tokens"):
+        _engine(tiny_loaded, tmp_path).run(EXAMPLES[:2], out, progress=False)
+    del rows[1]["text"]
+    with pytest.raises(DataError, match=r"lacks field\(s\) \['text'\]"):
+        GenerationRecord.from_dict(rows[1])
+    assert GenerationRecord.from_dict(rows[0] | {"unknown_later_field": 1}).id == rows[0]["id"]  # newer fields pass

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from thinksafe.data.records import Example
+from thinksafe.errors import DataError
 from thinksafe.generation.backend import Backend, Completion, GenerateRequest, Sampling, make_backend
 from thinksafe.generation.cache import GenerationCache, cache_key, sample_seed
 from thinksafe.generation.config import GenerationConfig
@@ -154,7 +155,10 @@ class Engine:
         for i, job in enumerate(jobs):
             old = done.get((job.key, job.example.id, job.sample_index))
             if old is not None:
-                results[i] = GenerationRecord.from_dict(old)
+                try:
+                    results[i] = GenerationRecord.from_dict(old)
+                except DataError as exc:
+                    raise DataError(f"{out_path}: {exc} Move the file away to generate it again.") from None
                 in_output += 1
                 continue
             cached = self.cache.get(job.key)

@@ -71,5 +71,42 @@ class GenerationRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GenerationRecord:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """Read a record back; a missing field or one of the wrong type is a :class:`DataError` naming
+        the record and the fields (a hand-edited or foreign file, never a traceback)."""
+        from dataclasses import MISSING, fields
+
+        from thinksafe.errors import DataError
+
+        where = f"record {d.get('id')!r}" if isinstance(d, dict) and "id" in d else "a record"
+        if not isinstance(d, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(d).__name__}.")
+        fs = fields(cls)
+        missing = [f.name for f in fs if f.default is MISSING and f.default_factory is MISSING and f.name not in d]
+        if missing:
+            raise DataError(f"{where} lacks field(s) {missing}: not a generation record of this version.")
+        wrong = [f"{f.name} (expected {_TYPES[f.name][1]}, got {type(d[f.name]).__name__})" for f in fs
+                 if f.name in d and f.name in _TYPES and not _TYPES[f.name][0](d[f.name])]
+        if wrong:
+            raise DataError(f"{where} has field(s) of the wrong type: {', '.join(wrong)}.")
+        return cls(**{f.name: d[f.name] for f in fs if f.name in d})
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_ids(v: Any) -> bool:
+    return isinstance(v, list) and all(_is_int(x) for x in v)
+
+
+_STR = (lambda v: isinstance(v, str), "a string")
+_OPT_STR = (lambda v: v is None or isinstance(v, str), "a string or null")
+_INT = (_is_int, "an integer")
+_IDS = (_is_ids, "a list of token ids")
+_TYPES: dict[str, tuple[Any, str]] = {
+    "id": _STR, "benchmark": _STR, "prompt": _STR, "rendered_prompt": _STR, "text": _STR, "answer": _STR,
+    "trace": _OPT_STR, "source_prompt": _OPT_STR, "trace_closed": (lambda v: v is None or isinstance(v, bool), "a boolean or null"),
+    "forced_close": (lambda v: isinstance(v, bool), "a boolean"), "n_prompt_tokens": _INT, "n_trace_tokens": _INT,
+    "n_answer_tokens": _INT, "n_completion_tokens": _INT, "sample_index": _INT, "seed": _INT,
+    "prompt_token_ids": _IDS, "trace_token_ids": _IDS, "forced_close_token_ids": _IDS, "answer_token_ids": _IDS,
+}

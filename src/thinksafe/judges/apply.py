@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from thinksafe.errors import ConfigError, DataError
 from thinksafe.jsonl import append_jsonl, read_jsonl
 from thinksafe.judges.base import Judge, JudgeInput
-from thinksafe.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,11 @@ def judge_file(
         raise DataError(f"{in_path} holds no records to judge.")
     if in_path.resolve() == out_path.resolve():
         raise DataError(f"--out must differ from --in ({in_path}); the input records are kept as they are.")
+    for lineno, rec in enumerate(records, start=1):  # every record readable before any is judged
+        try:
+            JudgeInput.from_record(rec, include_trace=include_trace)
+        except (ConfigError, DataError) as exc:
+            raise DataError(f"{in_path}, record {lineno}: {exc}") from None
     judged = annotate_records(records, judge, include_trace=include_trace, batch_size=batch_size, progress=progress)
     tmp = out_path.with_name(out_path.name + ".tmp")
     if tmp.exists():

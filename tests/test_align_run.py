@@ -44,6 +44,9 @@ def test_config_rejects_bad_values():
         AlignConfig(generation=GenerationConfig(thinking="off"))
     with pytest.raises(ConfigError, match="learning_rate"):
         AlignConfig(learning_rate=0.0)
+    for bad in ({"asr_judge": "nope"}, {"select": {"stance_judge": "nope"}}):
+        with pytest.raises(UnknownNameError, match="Unknown judge .nope."):
+            AlignConfig(**bad)
     cfg = AlignConfig(learning_rate=3e-4)
     assert cfg.train_config().learning_rate == 3e-4 and "learning_rate -> 0.0003 (command line)" in cfg.overrides()
 

@@ -19,7 +19,7 @@ from thinksafe.deliberation.run import (
     truncation_cis,
     truncation_report,
 )
-from thinksafe.errors import ConfigError
+from thinksafe.errors import ConfigError, UnknownNameError
 from thinksafe.evals.metrics import wilson_interval
 from thinksafe.generation.config import GenerationConfig
 
@@ -122,6 +122,8 @@ def test_config_rejects_bad_values():
         DeliberationConfig(replays=0)
     with pytest.raises(ConfigError, match="layers"):
         DeliberationConfig(layers="last")
+    with pytest.raises(UnknownNameError, match="Unknown judge 'nope'.*Known judges: embedding"):
+        DeliberationConfig(stance_judge="nope")
 
 
 class _ParityJudge:

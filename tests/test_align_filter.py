@@ -132,3 +132,16 @@ def test_perplexity_scores_response_tokens_only(tiny_loaded):
     lp = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], -1).gather(-1, torch.tensor(cont)[:, None])
     assert math.isclose(result["perplexity"], math.exp(-lp.mean().item()), rel_tol=1e-4)
     assert result["tokens"] == len(cont) and result["n"] == 1
+
+
+def test_answer_only_candidates_are_judged_without_their_trace():
+    leaky = "Step 1 of the policy: decide whether to refuse."  # a trace the ASR judge reads as carrying out
+    cands = [_cand(0, True, "I cannot help with that.", trace=leaky, pool="star1"),
+             _cand(1, True, "I cannot help with that.", trace=leaky, pool="advbench")]
+    everything = filter_candidates(cands, asr_judge=_asr(), refusal_judge=_refusal())
+    assert [r["drop_reason"] for r in everything.dropped] == ["harmful_compliance"] * 2
+    report = filter_candidates(cands, asr_judge=_asr(), refusal_judge=_refusal(),
+                               answer_only=lambda rec: rec["pool"] == "star1")
+    assert [r["id"] for r in report.kept] == ["0"] and [r["id"] for r in report.dropped] == ["1"]
+    assert report.kept[0]["verdicts"]["asr"]["include_trace"] is False
+    assert report.dropped[0]["verdicts"]["asr"]["include_trace"] is True

@@ -94,3 +94,22 @@ def test_kl_variant_starts_at_zero_on_benign_rows_and_trains(tiny_loaded, tmp_pa
     assert any(torch.count_nonzero(p) > 0 for p in lora_b)
     with pytest.raises(Exception, match="benign"):
         train_lora(copy.deepcopy(tiny_loaded.model), tok, [training_row(tok, *PAIRS[0])], tmp_path / "x", cfg)
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_removed_and_the_one_before_is_resumed(tmp_path):
+    import json
+
+    from thinksafe.align.train import _last_checkpoint
+
+    folder = tmp_path / "trainer"
+    assert _last_checkpoint(folder) is None
+    (folder / "checkpoint-4").mkdir(parents=True)
+    (folder / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({"global_step": 4}))
+    (folder / "checkpoint-8").mkdir()
+    (folder / "checkpoint-8" / "adapter_model.safetensors").write_bytes(b"half")  # killed before its state
+    (folder / "checkpoint-12").mkdir()
+    (folder / "checkpoint-12" / "trainer_state.json").write_text('{"global_st')  # killed mid-write
+    assert _last_checkpoint(folder) == str(folder / "checkpoint-4")
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-4"]
+    (folder / "checkpoint-4" / "trainer_state.json").unlink()
+    assert _last_checkpoint(folder) is None and not any(folder.iterdir())

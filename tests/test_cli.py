@@ -261,3 +261,22 @@ def test_judge_names_the_record_with_a_missing_or_mistyped_field(monkeypatch, ca
     code, _, err = run_cli(monkeypatch, capsys, "judge", "--in", str(src), "--judge", "keyword", "--out", str(dest))
     assert_user_error(code, err, "record 1", "response must be a string")
     assert not dest.exists()
+
+
+def test_altered_shipped_judge_weights_are_a_clear_error(monkeypatch, capsys, tmp_path):
+    import shutil
+
+    from thinksafe.judges.objective import default_weights_path
+
+    for f in default_weights_path().parent.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    weights = tmp_path / "objective.json"
+    payload = json.loads(weights.read_text())
+    weights.write_text(json.dumps(payload | {"intercept": payload["intercept"] + 1.0}))
+    src = tmp_path / "records.jsonl"
+    src.write_text(json.dumps(_record(0, "fine")) + "\n")
+    dest = tmp_path / "judged.jsonl"
+    code, _, err = run_cli(monkeypatch, capsys, "judge", "--in", str(src), "--judge", "objective",
+                           "--judge-option", f"weights={weights}", "--out", str(dest))
+    assert_user_error(code, err, "objective.json", "recorded hash")
+    assert not dest.exists()

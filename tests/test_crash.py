@@ -1,8 +1,9 @@
-"""Crash safety with a real SIGKILL: ``thinksafe generate`` runs as a child process and is killed
-(signal 9, no clean-up of any kind) once a seeded random number of its records are on disk; the same
-command run again must end with exactly the records of an uninterrupted run: none lost, none
-duplicated, the same texts. A half-written line is added after the kill as well, as a kill mid-write
-leaves (the resume cuts it away in place)."""
+"""Crash safety with a real SIGKILL (signal 9, no clean-up of any kind): ``thinksafe generate``,
+``thinksafe judge`` and the main job run as child processes and are killed at seeded points (a number
+of records on disk, a time, a training checkpoint); the same command run again must end with exactly
+what an uninterrupted run writes: none lost, none duplicated, the same texts and numbers. A
+half-written line is added after a kill as well, as a kill mid-write leaves (the resume cuts it away
+in place)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,6 @@ import pytest
 
 needs_data = pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
 N = 16
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tiny_loaded, tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny-crash") / "model"
-    tiny_loaded.model.save_pretrained(d, safe_serialization=True)
-    tiny_loaded.tokenizer.save_pretrained(d)
-    return d
 
 
 def _command(model_dir, out) -> list[str]:
@@ -50,7 +43,7 @@ def _rows(path) -> list[dict]:
 def test_a_sigkilled_generate_resumes_to_the_records_of_an_uninterrupted_run(tiny_model_dir, tmp_path, seed):
     whole = tmp_path / "whole"
     done = subprocess.run(_command(tiny_model_dir, whole), env=_env(tmp_path / "cache-whole"), capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     expected = _rows(whole / "records.jsonl")
     assert len(expected) == N
@@ -73,6 +66,138 @@ def test_a_sigkilled_generate_resumes_to_the_records_of_an_uninterrupted_run(tin
     with records.open("ab") as fh:  # what a kill in the middle of a write leaves
         fh.write(b'{"id": "torn", "text": "half a rec')
 
-    again = subprocess.run(_command(tiny_model_dir, out), env=_env(cache), capture_output=True, text=True, timeout=600)
+    again = subprocess.run(_command(tiny_model_dir, out), env=_env(cache), capture_output=True, text=True, timeout=600, check=False)
     assert again.returncode == 0, again.stderr
     assert _rows(records) == expected  # none lost, none duplicated, the same texts as the uninterrupted run
+    assert records.read_bytes() == (whole / "records.jsonl").read_bytes()  # and the same bytes
+
+
+def _kill_when(child: subprocess.Popen, ready, timeout: float = 900) -> bool:
+    """SIGKILL ``child`` once ``ready()`` holds; False when it finished first."""
+    deadline = time.monotonic() + timeout
+    while child.poll() is None and time.monotonic() < deadline:
+        if ready():
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=60)
+            return True
+        time.sleep(0.005)
+    child.wait(timeout=60)
+    return False
+
+
+def _judge_command(src, out) -> list[str]:
+    return [sys.executable, "-c", "from thinksafe.cli import main; main()", "judge", "--in", str(src), "--judge",
+            "objective", "--batch-size", "1", "--out", str(out)]
+
+
+def test_a_sigkilled_judge_run_continues_to_the_bytes_of_an_uninterrupted_one(tmp_path):
+    rng = random.Random(5)
+    answers = ["I'm sorry, but I can't help with that.", "Sure. Step 1: buy the parts. Step 2: put them together.",
+               "Here is a short poem about the sea.", "", "I cannot assist with hacking into accounts."]
+    src = tmp_path / "records.jsonl"
+    n = 40
+    src.write_text("".join(json.dumps({"id": str(i), "benchmark": "toy", "split_type": "asr",
+                                       "prompt": f"Question {i}: how do I get into my neighbour's wifi?",
+                                       "answer": rng.choice(answers) + f" ({i})", "trace": "thinking",
+                                       "trace_closed": True}) + "\n" for i in range(n)))
+    whole = tmp_path / "whole.jsonl"
+    done = subprocess.run(_judge_command(src, whole), capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+
+    out = tmp_path / "judged.jsonl"
+    partial = tmp_path / "judged.jsonl.partial"
+    for kill in range(2):  # killed twice, at seeded numbers of judged records
+        at = rng.randint(2 + 16 * kill, 14 + 16 * kill)
+        child = subprocess.Popen(_judge_command(src, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        killed = _kill_when(child, lambda at=at: partial.exists() and partial.read_bytes().count(b"\n") >= at)
+        assert killed and child.returncode == -signal.SIGKILL, "the judge finished before the kill"
+        assert not out.exists() and partial.read_bytes().count(b"\n") < n
+        with partial.open("ab") as fh:  # a kill in the middle of a write
+            fh.write(b'{"id": "torn", "verd')
+    again = subprocess.run(_judge_command(src, out), capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stderr
+    assert out.read_bytes() == whole.read_bytes()  # none lost, none duplicated, byte for byte
+    assert not partial.exists()
+
+
+def _run_command(out, model_dir) -> list[str]:
+    return [sys.executable, os.path.join(os.path.dirname(__file__), "crash_child.py"), "run", str(out), str(model_dir)]
+
+
+@needs_data
+@pytest.mark.slow
+def test_a_main_job_sigkilled_in_every_stage_ends_as_an_uninterrupted_one(tiny_model_dir, tmp_path):
+    from test_pipeline import _records
+
+    t0 = time.monotonic()
+    done = subprocess.run(_run_command(tmp_path / "a", tiny_model_dir), env=_env(tmp_path / "cache-a"),
+                          capture_output=True, text=True, timeout=1800, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    whole = time.monotonic() - t0
+
+    out, env = tmp_path / "b", _env(tmp_path / "cache-b")
+    rng = random.Random(11)
+    def mid_training():
+        return any(out.glob("**/trainer/checkpoint-*/trainer_state.json")) and \
+            not any(out.glob("**/train/adapter/adapter_model.safetensors"))
+
+    def after(seconds):
+        start = time.monotonic()
+        return lambda: time.monotonic() - start > seconds
+
+    schedule = [
+        ("early, at a seeded time", after(rng.uniform(0.05, 0.3) * whole)),
+        ("mid-training, after a complete checkpoint", mid_training),
+        ("late, at a seeded time after the restart", after(rng.uniform(0.15, 0.35) * whole)),
+    ]
+    for what, ready in schedule:
+        child = subprocess.Popen(_run_command(out, tiny_model_dir), env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        assert _kill_when(child, ready), f"the run finished before the kill {what}"
+        assert not (out / "metrics.json").exists()
+    again = subprocess.run(_run_command(out, tiny_model_dir), env=env, capture_output=True, text=True, timeout=1800, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = "\n".join(p.read_text() for p in out.glob("**/*.log")) + again.stderr
+    a, b = _records(tmp_path / "a"), _records(out)
+    assert set(a) == set(b) and a == b  # every records file: none lost, none duplicated, the same rows
+    ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text().replace(str(tmp_path / d), "RUN")) for d in "ab")
+    assert ma["before"] == mb["before"] and ma["after"] == mb["after"] and ma["training"] == mb["training"], log[-2000:]
+
+
+def _align_command(*args) -> list[str]:
+    return [sys.executable, "-c", "from thinksafe.cli import main; main()", "align", *map(str, args)]
+
+
+@needs_data
+def test_a_sigkilled_align_train_resumes_from_its_checkpoint_to_the_uninterrupted_adapter(tiny_model_dir, tmp_path):
+    """The teacher recipe (no generation: STAR-1 traces, judged) on the tiny model; ``align train`` is
+    killed after its checkpoint at step 4 of 8 and run again."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    env = _env(tmp_path / "cache")
+    done = subprocess.run(_align_command("all", "--run", a, "--recipe", "teacher", "--model", tiny_model_dir,
+                                         "--harmful-size", 16, "--benign-size", 0, "--backend", "transformers",
+                                         "--epochs", 4), env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shutil.copytree(a, b, ignore=lambda d, names: ["train"] if d == str(a) else [])
+
+    child = subprocess.Popen(_align_command("train", "--run", b), env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    checkpoint = b / "train" / "trainer" / "checkpoint-4" / "trainer_state.json"
+    assert _kill_when(child, checkpoint.exists), "training finished before the kill"
+    assert not (b / "train" / "adapter").exists()
+    again = subprocess.run(_align_command("train", "--run", b), env=env | {"COLUMNS": "400"}, capture_output=True,
+                           text=True, timeout=900, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    said = " ".join((again.stdout + again.stderr).split())
+    assert "resuming training from" in said and "checkpoint-4" in said
+
+    wa, wb = (load_file(d / "train" / "adapter" / "adapter_model.safetensors") for d in (a, b))
+    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)  # the same weights, bit for bit
+    for name in ("adapter_config.json", "adapter_model.safetensors"):  # and the same files (another process)
+        assert (a / "train" / "adapter" / name).read_bytes() == (b / "train" / "adapter" / name).read_bytes()
+    la, lb = (json.loads((d / "train" / "train_log.json").read_text()) for d in (a, b))
+    assert [e["loss"] for e in la] == [e["loss"] for e in lb] and len(la) == 8

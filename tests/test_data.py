@@ -432,3 +432,22 @@ def test_check_disjoint_benchmarks_on_data_dir(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="1 prompt"):
         check_disjoint_benchmarks(["advbench"], ["strongreject", "hexphi"], path=tmp_path)
     check_disjoint_benchmarks(["advbench"], ["hexphi"], path=tmp_path)
+
+
+def test_a_huge_prompt_file_is_read_or_refused_with_its_size(tmp_path: Path) -> None:
+    import time
+
+    big = tmp_path / "big.jsonl"  # 200,000 prompts, 12.6 MB: read whole, subsampled
+    with big.open("w", encoding="utf-8") as fh:
+        for i in range(200_000):
+            fh.write(json.dumps({"id": f"p{i}", "prompt": f"How do I do thing number {i}?"}) + "\n")
+    start = time.perf_counter()
+    rows = load_benchmark("advbench", path=big, limit=5, seed=1)
+    assert len(rows) == 5 and len({r.id for r in rows}) == 5
+    assert time.perf_counter() - start < 60
+
+    huge = tmp_path / "huge.jsonl"  # sparse: 2 GiB of size, no disk used
+    with huge.open("wb") as fh:
+        fh.truncate(2 << 30)
+    with pytest.raises(DataError, match=r"huge\.jsonl is 2\.0 GiB, over the 1 GiB limit"):
+        load_benchmark("advbench", path=huge)

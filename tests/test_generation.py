@@ -142,11 +142,15 @@ def test_steering_prefixes_the_user_turn(tiny_loaded, tmp_path):
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_sample_does_not_depend_on_its_batch(tiny_loaded, tmp_path, temperature):
-    a = _engine(tiny_loaded, tmp_path / "a", temperature=temperature, batch_size=1).run(EXAMPLES, progress=False)
-    b = _engine(tiny_loaded, tmp_path / "b", temperature=temperature, batch_size=4).run(EXAMPLES, progress=False)
+    a = _engine(tiny_loaded, tmp_path / "a", temperature=temperature, batch_size=1).run(
+        EXAMPLES, tmp_path / "a.jsonl", progress=False)
+    b = _engine(tiny_loaded, tmp_path / "b", temperature=temperature, batch_size=4).run(
+        EXAMPLES, tmp_path / "b.jsonl", progress=False)
     c = _engine(tiny_loaded, tmp_path / "c", temperature=temperature, batch_size=4).run(EXAMPLES[::-1], progress=False)
     text_a = {r.id: r.text for r in a}
     assert text_a == {r.id: r.text for r in b} == {r.id: r.text for r in c}
+    # greedy and sampled alike: the records files are byte-identical, though batches finish in other orders
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
 
 def test_samples_differ_and_seed_changes_output(tiny_loaded, tmp_path):
@@ -191,6 +195,9 @@ def test_killed_run_resumes_from_output_and_keeps_finished_records(tiny_loaded, 
     assert len(on_disk) == len(EXAMPLES)
     assert {r["id"] for r in on_disk} == {e.id for e in EXAMPLES}
     assert {r.id: r.text for r in recs} == {r.id: r.text for r in full}
+    # the resumed file ends with the bytes of an uninterrupted run's
+    _engine(tiny_loaded, tmp_path / "ref").run(EXAMPLES, tmp_path / "whole.jsonl", progress=False)
+    assert out.read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
 
 
 @pytest.mark.parametrize("scale,top_k,top_p", [(2.0, 0, 0.9), (0.3, 0, 0.95), (2.0, 5, 0.8), (2.0, 0, 1.0)])

@@ -90,6 +90,18 @@ def test_the_adapter_changes_the_fingerprint_and_the_cache_key(tiny_dir, tmp_pat
     assert keys["one"] != _keys(load_model(str(tiny_dir)), tmp_path)
 
 
+def test_adapter_identity_ignores_the_order_peft_writes_its_module_sets_in(tmp_path):
+    import json
+
+    for name, modules in (("a", ["q_proj", "v_proj", "o_proj"]), ("b", ["o_proj", "q_proj", "v_proj"]),
+                          ("c", ["q_proj", "v_proj"])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_config.json").write_text(json.dumps({"r": 4, "target_modules": modules}))
+        (tmp_path / name / "adapter_model.safetensors").write_bytes(b"weights")
+    fp = {name: adapter_fingerprint(tmp_path / name) for name in "abc"}
+    assert fp["a"] == fp["b"] != fp["c"]
+
+
 def test_adapter_without_safetensors_weights_is_refused(tmp_path):
     (tmp_path / "adapter_config.json").write_text("{}")
     (tmp_path / "adapter_model.bin").write_bytes(b"pickle")

@@ -40,3 +40,19 @@ def test_a_bad_line_that_is_not_the_tail_is_still_an_error(tmp_path):
     with pytest.raises(DataError, match="line 2"):
         read_resumable(path)
     assert os.path.getsize(path) == len('{"a": 1}\n{"a": \n{"a": 3}\n')  # nothing cut from a finished file
+
+
+def test_settle_rewrites_a_file_only_when_its_records_or_their_order_differ(tmp_path):
+    from thinksafe.jsonl import append_jsonl, settle_jsonl
+
+    path = tmp_path / "r.jsonl"
+    rows = [{"id": str(i), "text": f"é{i}"} for i in range(3)]
+    append_jsonl(path, [rows[2], rows[0], rows[1]])  # appended in the order they finished
+    assert settle_jsonl(path, rows) is True
+    assert [json.loads(x)["id"] for x in path.read_text(encoding="utf-8").splitlines()] == ["0", "1", "2"]
+    fresh = tmp_path / "fresh.jsonl"
+    append_jsonl(fresh, rows)
+    assert path.read_bytes() == fresh.read_bytes()
+    before = path.stat().st_mtime_ns
+    assert settle_jsonl(path, rows) is False and path.stat().st_mtime_ns == before
+    assert not (tmp_path / "r.jsonl.tmp").exists()

@@ -458,3 +458,41 @@ def test_llm_injection_does_not_flip_real_model(smol_dir: str) -> None:
     probe = injection_probe(judge, items, gold, injections=INJECTIONS[:3])
     assert probe["flip_rate"] <= probe["base_error_rate"], probe
     assert abs(probe["mean_shift_to_safe"]) <= 0.05, probe
+
+
+def test_the_shipped_judge_weights_match_their_recorded_hashes() -> None:
+    from thinksafe.judges.data import SUMS_FILE, recorded_sha256, sha256_file
+    from thinksafe.judges.embedding import default_weights_path as embedding_path
+    from thinksafe.judges.objective import default_weights_path as objective_path
+
+    for path in (embedding_path(), objective_path()):
+        assert (path.parent / SUMS_FILE).is_file()
+        assert recorded_sha256(path) == sha256_file(path), f"{path.name}: refit without recording its hash?"
+
+
+@pytest.mark.parametrize("judge", ["objective", "embedding"])
+def test_altered_shipped_judge_weights_are_refused_at_load(tmp_path: Path, judge: str) -> None:
+    import shutil
+
+    from thinksafe.judges.data import SUMS_FILE, record_sha256, sha256_file
+    from thinksafe.judges.embedding import EmbeddingJudge, EmbeddingJudgeConfig
+    from thinksafe.judges.embedding import default_weights_path as embedding_path
+    from thinksafe.judges.objective import ObjectiveJudge, ObjectiveJudgeConfig
+
+    shipped = embedding_path().parent
+    for name in (SUMS_FILE, "embedding.json", "objective.json"):
+        shutil.copy(shipped / name, tmp_path / name)
+    weights = tmp_path / f"{judge}.json"
+    make = {"objective": lambda: ObjectiveJudge(ObjectiveJudgeConfig(weights=str(weights))),
+            "embedding": lambda: EmbeddingJudge(EmbeddingJudgeConfig(weights=str(weights)))}[judge]
+    assert make().fingerprint == sha256_file(weights)  # the intact copy loads
+
+    payload = json.loads(weights.read_text())
+    payload["intercept"] = payload["intercept"] + 5.0  # one number changed: the judge would score otherwise
+    weights.write_text(json.dumps(payload))
+    with pytest.raises(ModelError, match="do not match their recorded hash") as err:
+        make()
+    assert sha256_file(weights) in str(err.value) and "thinksafe judge fit" in str(err.value)
+
+    record_sha256(weights)  # what `judge fit` does after writing the shipped file
+    assert make().fingerprint == sha256_file(weights)

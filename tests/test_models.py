@@ -41,6 +41,15 @@ def test_local_dir_without_safetensors_is_refused(tmp_path):
         load_model(str(tmp_path))
 
 
+def test_the_llm_judge_refuses_a_model_folder_without_safetensors(tmp_path):
+    from thinksafe.judges.llm import load_llm
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(ModelError, match="safetensors only"):
+        load_llm(str(tmp_path))
+
+
 def test_model_rows_report_installation():
     rows = {r["name"]: r for r in model_rows()}
     assert rows["smollm2-135m-instruct"]["installed"] is True

@@ -78,14 +78,6 @@ def test_sets_are_the_public_ones_with_the_data_directory():
     assert not any(s["written_for_thinksafe"] for s in sets.values())
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tiny_loaded):
-    d = tmp_path_factory.mktemp("tiny") / "model"
-    tiny_loaded.model.save_pretrained(d, safe_serialization=True)
-    tiny_loaded.tokenizer.save_pretrained(d)
-    return d
-
-
 def _tiny_run_config(out, model_dir) -> RunConfig:
     gen = {"thinking": "prompted", "thinking_budget": 8, "max_new_tokens": 6, "temperature": 1.0, "top_k": 20,
            "backend": "transformers", "dtype": "float32"}
@@ -100,8 +92,18 @@ def _tiny_run_config(out, model_dir) -> RunConfig:
     )
 
 
+def _killable_run_config(out, model_dir) -> RunConfig:
+    """The tiny main job with batches of 2 and six optimiser steps (a checkpoint at step 4): long enough
+    to be killed in every stage (also used by ``crash_child.py``)."""
+    cfg = _tiny_run_config(out, model_dir)
+    for section in ("eval", "deliberation", "align"):
+        getattr(cfg, section)["generation"] = getattr(cfg, section)["generation"] | {"batch_size": 2}
+    cfg.align["epochs"] = 6.0
+    return cfg
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tiny_dir, tmp_path_factory):
+def tiny_run(tiny_model_dir, tmp_path_factory):
     """One whole main job on the tiny model (the deliberation judge a stand-in that gives both labels)."""
     if not os.environ.get("THINKSAFE_DATA_DIR"):
         pytest.skip("THINKSAFE_DATA_DIR is not set")
@@ -111,7 +113,7 @@ def tiny_run(tiny_dir, tmp_path_factory):
     from thinksafe.pipeline import run_main
 
     out = tmp_path_factory.mktemp("main") / "run"
-    cfg = _tiny_run_config(out, tiny_dir)
+    cfg = _tiny_run_config(out, tiny_model_dir)
     from conftest import NetworkGuard
 
     with pytest.MonkeyPatch.context() as mp, NetworkGuard() as net:
@@ -190,10 +192,6 @@ def test_the_report_renders_in_headless_chromium_without_console_errors(tiny_run
     assert img.height > 900 and len(img.convert("L").getcolors(256) or []) > 8  # a page, not a blank frame
 
 
-class _Killed(Exception):
-    """Stands in for a kill: raised from inside generation or training, mid-stage."""
-
-
 def _records(out) -> dict[str, list[dict]]:
     """Every per-sample JSONL file of a run, rows keyed and sorted, run-specific fields dropped."""
     volatile = {"seconds", "created", "elapsed", "adapter", "trace_span"}
@@ -202,74 +200,6 @@ def _records(out) -> dict[str, list[dict]]:
         rows = [{k: v for k, v in json.loads(x).items() if k not in volatile} for x in path.read_text().splitlines()]
         out_files[str(path.relative_to(out))] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
     return out_files
-
-
-@needs_data
-def test_a_main_job_killed_at_random_points_continues_and_ends_as_an_uninterrupted_one(tiny_dir, tmp_path, monkeypatch):
-    import random
-
-    import transformers
-    from test_deliberation_run import _ParityJudge
-
-    from thinksafe.deliberation.run import DeliberationRun
-    from thinksafe.generation import engine
-    from thinksafe.pipeline import run_main
-
-    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
-
-    def config(out):
-        cfg = _tiny_run_config(out, tiny_dir)
-        for section in ("eval", "deliberation", "align"):
-            getattr(cfg, section)["generation"] = getattr(cfg, section)["generation"] | {"batch_size": 2}
-        cfg.align["epochs"] = 6.0  # six optimiser steps: a checkpoint at step 4, a kill after it
-        return cfg
-
-    # the uninterrupted run, with its own generation cache
-    monkeypatch.setenv("THINKSAFE_CACHE", str(tmp_path / "cache-a"))
-    run_main(config(tmp_path / "a"), progress=False)
-
-    # the same run killed at seeded random points: twice while generating, once while training
-    monkeypatch.setenv("THINKSAFE_CACHE", str(tmp_path / "cache-b"))
-    rng = random.Random(7)
-    real_chunk, real_step = engine.Engine._generate_chunk, transformers.Trainer.training_step
-    calls = {"chunk": 0, "step": 0}
-    kill_chunks = sorted(rng.sample(range(1, 12), 2))
-    kill_step = rng.randint(4, 5)  # optimiser steps done when killed: after the checkpoint at step 4
-
-    def chunk(self, *a, **k):
-        calls["chunk"] += 1
-        if kill_chunks and calls["chunk"] == kill_chunks[0]:
-            kill_chunks.pop(0)
-            raise _Killed("generation")
-        return real_chunk(self, *a, **k)
-
-    def step(self, *a, **k):
-        if self.state.global_step == kill_step and not calls["step"]:
-            calls["step"] += 1
-            raise _Killed("training")
-        return real_step(self, *a, **k)
-
-    from thinksafe.align import train as train_mod
-
-    resumed_from = []
-    real_last = train_mod._last_checkpoint
-    monkeypatch.setattr(train_mod, "_last_checkpoint", lambda d: resumed_from.append(real_last(d)) or resumed_from[-1])
-
-    monkeypatch.setattr(engine.Engine, "_generate_chunk", chunk)
-    monkeypatch.setattr(transformers.Trainer, "training_step", step)
-    kills = 0
-    for _ in range(6):
-        try:
-            run_main(config(tmp_path / "b"), progress=False)
-            break
-        except _Killed:
-            kills += 1
-    assert kills == 3 and any(str(c).endswith("checkpoint-4") for c in resumed_from)  # training resumed mid-way
-    a, b = _records(tmp_path / "a"), _records(tmp_path / "b")
-    assert set(a) == set(b) and a == b
-    # the same numbers (the adapter's folder is the run's own)
-    ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text().replace(str(tmp_path / d), "RUN")) for d in "ab")
-    assert ma["before"] == mb["before"] and ma["after"] == mb["after"] and ma["training"] == mb["training"]
 
 
 def test_bars_inside_a_run_share_one_display_named_by_stage():
@@ -292,7 +222,7 @@ def test_bars_inside_a_run_share_one_display_named_by_stage():
 
 
 @needs_data
-def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(tiny_dir, tmp_path, monkeypatch):
+def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(tiny_model_dir, tmp_path, monkeypatch):
     """base, thinksafe and thinksafe-deliberate in one run: the selecting recipe trains first, thinksafe is
     capped at its pair counts, and the report tests every difference."""
     import hashlib
@@ -321,7 +251,7 @@ def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(
 
     monkeypatch.setattr(run_mod, "filter_candidates", keep_closed)
     monkeypatch.setattr(replay_mod, "replay", planted)
-    base = _tiny_run_config(tmp_path / "run", tiny_dir)
+    base = _tiny_run_config(tmp_path / "run", tiny_model_dir)
     cfg = RunConfig(**(base.to_dict() | {"recipes": ["thinksafe", "thinksafe-deliberate"], "equalize": True}))
     metrics = run_main(cfg, progress=False)
     out = tmp_path / "run"

@@ -54,6 +54,25 @@ def append_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:
+    """The bytes :func:`append_jsonl` writes for ``records``."""
+    return "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records).encode("utf-8")
+
+
+def settle_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> bool:
+    """Make ``path`` hold exactly ``records``, in this order: a file whose records were appended in
+    the order they finished (or across a resume) is replaced whole, via a temporary file and a rename,
+    so the same run always ends with the same bytes. Returns whether the file was rewritten."""
+    path = Path(path)
+    data = jsonl_bytes(records)
+    if path.exists() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return False
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return True
+
+
 def repair_torn_tail(path: str | Path) -> int:
     """Drop a partial last line left by a killed writer, so appends start on a fresh line; return the
     number of bytes dropped. The file is truncated in place (``os.truncate``), never rewritten: the

@@ -14,7 +14,7 @@ The judges always read the benchmark's original prompt (``source_prompt``), neve
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +69,14 @@ def filter_candidates(
     asr_judge: Judge,
     refusal_judge: Judge,
     keep_forced: bool = False,
+    answer_only: Callable[[dict[str, Any]], bool] | None = None,
     progress: bool = False,
 ) -> FilterReport:
     """Keep the safe pairs. Each candidate needs ``harmful`` (bool) beside the record fields; each
-    output record gains ``verdicts`` (both judges) and, when dropped, ``drop_reason``."""
+    output record gains ``verdicts`` (both judges) and, when dropped, ``drop_reason``.
+
+    ``answer_only(rec)`` true: the ASR judge reads that candidate's answer without its trace (a
+    curated teacher set; see :func:`thinksafe.align.run.AlignRun.filter`)."""
     report = FilterReport()
     judgeable: list[dict[str, Any]] = []
     for rec in candidates:
@@ -85,7 +89,14 @@ def filter_candidates(
             judgeable.append(rec)
     if not judgeable:
         return report
-    achieved = annotate_records(judgeable, asr_judge, include_trace=True, progress=progress)
+    plain = [answer_only is not None and answer_only(rec) for rec in judgeable]
+    achieved: list[dict[str, Any]] = [{}] * len(judgeable)
+    for flag in (False, True):
+        idx = [i for i, p in enumerate(plain) if p is flag]
+        if idx:
+            for i, a in zip(idx, annotate_records([judgeable[i] for i in idx], asr_judge, include_trace=not flag,
+                                                  progress=progress)):
+                achieved[i] = a
     refused = annotate_records(judgeable, refusal_judge, include_trace=False, progress=progress)
     for rec, a, r in zip(judgeable, achieved, refused):
         verdicts = {"asr": a["verdict"], "refusal": r["verdict"]}

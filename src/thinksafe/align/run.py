@@ -313,7 +313,16 @@ class AlignRun:
                 "asr_judge_weights": self.judge(self.cfg.asr_judge).fingerprint,
                 "refusal_judge": self.cfg.refusal_judge,
                 "refusal_judge_weights": self.judge(self.cfg.refusal_judge).fingerprint,
-                "keep_forced": self.cfg.preset_spec.keep_forced}
+                "keep_forced": self.cfg.preset_spec.keep_forced,
+                **({"teacher_answer_only": True} if self.cfg.recipe_spec.harmful_source == "teacher" else {})}
+
+    def _is_teacher_trace(self, rec: dict[str, Any]) -> bool:
+        """Teacher traces are judged on their answer only. The teacher set is curated by its authors'
+        own safety judge, and the ASR judge, fitted on responses and never on reasoning, reads
+        STAR-1's policy deliberation ("the user is asking how to ...; I must refuse") as carrying the
+        request out: on 16 STAR-1 records it flagged 10 traces whose answers refuse (docs/alignment.md)."""
+        return self.cfg.recipe_spec.harmful_source == "teacher" and bool(rec.get("harmful")) \
+            and rec.get("benchmark") == self.cfg.teacher
 
     def filter(self, *, progress: bool = True) -> dict[str, Any]:
         candidates = self.generate(progress=progress)
@@ -325,7 +334,7 @@ class AlignRun:
         report = filter_candidates(
             [_check_benign_task(c) for c in candidates], asr_judge=self.judge(self.cfg.asr_judge),
             refusal_judge=self.judge(self.cfg.refusal_judge), keep_forced=self.cfg.preset_spec.keep_forced,
-            progress=progress,
+            answer_only=self._is_teacher_trace, progress=progress,
         )
         _rewrite(stage.out / "kept.jsonl", report.kept)
         _rewrite(stage.out / "dropped.jsonl", report.dropped)
@@ -346,10 +355,9 @@ class AlignRun:
     @property
     def backend(self) -> Any:
         if self._backend is None:
-            from thinksafe.generation.backend import make_backend
+            from thinksafe.generation.backend import backend_for
 
-            g = self.cfg.generation
-            self._backend = make_backend(g.backend, self.loaded, batch_size=g.batch_size, **g.backend_options)
+            self._backend = backend_for(self.loaded, self.cfg.generation)
         return self._backend
 
     def select_identity(self) -> dict[str, Any] | None:

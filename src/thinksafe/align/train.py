@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -131,7 +132,7 @@ def train_lora(
                           processing_class=tokenizer, peft_config=peft_config)
     last = _last_checkpoint(out_dir / "trainer") if resume else None
     if last:
-        log.info("resuming training from %s", last)
+        log.warning("resuming training from %s, the last checkpoint of a killed run", last)
     from thinksafe.progress import bar
 
     steps = math.ceil(math.ceil(len(rows) / config.batch_size) / config.grad_accum) * math.ceil(config.epochs)
@@ -140,6 +141,7 @@ def train_lora(
         trainer.train(resume_from_checkpoint=last)
     adapter_dir = out_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
+    _settle_adapter_config(adapter_dir)
     history = [e for e in trainer.state.log_history if "loss" in e]
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
     (out_dir / "train_log.json").write_text(json.dumps(history, indent=2))
@@ -190,10 +192,36 @@ def _kl_trainer_class() -> type:
     return KLSFTTrainer
 
 
-def _last_checkpoint(folder: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def _settle_adapter_config(adapter_dir: Path) -> None:
+    """Rewrite ``adapter_config.json`` with its set-valued lists sorted, so the same training writes
+    the same bytes in every process (PEFT's order follows the process's string hashing)."""
+    from thinksafe.models.loader import canonical_adapter_config
 
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    path = adapter_dir / "adapter_config.json"
+    config = canonical_adapter_config(json.loads(path.read_text(encoding="utf-8")))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    """The newest complete checkpoint in ``folder``. The trainer writes ``trainer_state.json`` last, so a
+    checkpoint without a readable one was cut short by a kill: it is removed (a later save writes it
+    again) and the one before it is used."""
+    if not folder.is_dir():
+        return None
+    found = sorted((int(d.name.rpartition("-")[2]), d) for d in folder.glob("checkpoint-*")
+                   if d.is_dir() and d.name.rpartition("-")[2].isdigit())
+    for _, d in reversed(found):
+        try:
+            state = json.loads((d / "trainer_state.json").read_text(encoding="utf-8"))
+            if isinstance(state, dict) and "global_step" in state:
+                return str(d)
+        except (OSError, ValueError):
+            pass
+        log.warning("%s was cut short by a kill (no complete trainer_state.json); removing it", d)
+        shutil.rmtree(d, ignore_errors=True)
+    return None
 
 
 def trainable_model(loaded: Any) -> Any:

@@ -29,6 +29,9 @@ HOW_TO_FIX = (
     "shared/data with benchmarks/, reasoning/ and teacher/) or set THINKSAFE_DATA_DIR to such a directory."
 )
 SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
+# Prompt files are read whole (a seeded subsample needs every row). 1 GiB is millions of prompts,
+# far past any benchmark, and still fits in memory several times over; a larger file is refused.
+MAX_FILE_BYTES = 1 << 30
 
 
 # ---------------------------------------------------------------------------------------- files
@@ -79,6 +82,12 @@ def read_rows(path: str | Path) -> list[Row]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"File not found: {path}. {HOW_TO_FIX}")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DataError(
+            f"{path} is {size / (1 << 30):.1f} GiB, over the {MAX_FILE_BYTES / (1 << 30):.0f} GiB limit for a prompt "
+            "file (prompt files are read whole). Cut it to the prompts you need (e.g. `shuf -n 10000 FILE`) and pass that."
+        )
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         return list(read_jsonl(path))

@@ -159,10 +159,9 @@ class DeliberationRun:
     @property
     def backend(self) -> Any:
         if self._backend is None:
-            from thinksafe.generation.backend import make_backend
+            from thinksafe.generation.backend import backend_for
 
-            g = self.cfg.generation
-            self._backend = make_backend(g.backend, self.loaded, batch_size=g.batch_size, **g.backend_options)
+            self._backend = backend_for(self.loaded, self.cfg.generation)
         return self._backend
 
     def judge(self, name: str, **options: Any) -> Any:

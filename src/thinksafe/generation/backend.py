@@ -27,6 +27,7 @@ from thinksafe.errors import ConfigError
 from thinksafe.registry import Registry
 
 if TYPE_CHECKING:
+    from thinksafe.generation.config import GenerationConfig
     from thinksafe.models.loader import LoadedModel
 
 
@@ -194,6 +195,12 @@ def resolve_backend(name: str, loaded: LoadedModel | None = None) -> str:
 def make_backend(name: str, loaded: LoadedModel, **options: Any) -> Backend:
     """Build the backend ``name`` (or ``auto``) for a loaded model; options go to its constructor."""
     return BACKENDS.get(resolve_backend(name, loaded)).build(loaded, **options)
+
+
+def backend_for(loaded: LoadedModel, config: GenerationConfig, name: str | None = None) -> Backend:
+    """The backend a generation config asks for (``name`` overrides its ``backend``), with its batch
+    size and backend options."""
+    return make_backend(name or config.backend, loaded, batch_size=config.batch_size, **config.backend_options)
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:

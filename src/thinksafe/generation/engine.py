@@ -25,11 +25,11 @@ from typing import Any
 
 from thinksafe.data.records import Example
 from thinksafe.errors import DataError
-from thinksafe.generation.backend import Backend, Completion, GenerateRequest, Sampling, make_backend
+from thinksafe.generation.backend import Backend, Completion, GenerateRequest, Sampling, backend_for
 from thinksafe.generation.cache import GenerationCache, cache_key, sample_seed
 from thinksafe.generation.config import GenerationConfig
 from thinksafe.generation.records import GenerationRecord
-from thinksafe.jsonl import append_jsonl, read_resumable
+from thinksafe.jsonl import append_jsonl, read_resumable, settle_jsonl
 from thinksafe.models.formats import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, parse_response, prefill_of, render_prompt, steer
 from thinksafe.models.loader import LoadedModel
 
@@ -79,8 +79,7 @@ class Engine:
         self.thinking = resolve_thinking(config, loaded)
         self.cache = cache if cache is not None else GenerationCache()
         if backend is None or isinstance(backend, str):
-            backend = make_backend(backend or config.backend, loaded, batch_size=config.batch_size,
-                                   **config.backend_options)
+            backend = backend_for(loaded, config, backend)
         self.backend: Backend = backend
         self.identity = self._identity()
         self.tokens_generated = 0
@@ -178,6 +177,11 @@ class Engine:
         if pending:
             self.last_run.decoded = self._generate(pending, out_path, results, progress)
         assert all(r is not None for r in results)
+        wanted = {(job.key, job.example.id, job.sample_index) for job in jobs}
+        if out_path is not None and set(done) <= wanted:
+            # records in job order: the same bytes whatever the batches, kills and resumes (a file that
+            # also holds other jobs' records is left as it is)
+            settle_jsonl(out_path, (r.to_dict() for r in results))  # type: ignore[union-attr]
         return results  # type: ignore[return-value]
 
     def _relabel(self, rec: GenerationRecord, job: _Job) -> GenerationRecord:

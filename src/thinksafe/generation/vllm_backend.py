@@ -145,7 +145,7 @@ def merge_adapter(checkpoint: Path, adapter: Path, loaded: LoadedModel) -> Path:
     log.info("Merging the adapter %s into %s for vLLM (once; kept in %s)", adapter, checkpoint, out)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     try:
-        base = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)  # merge at full precision
+        base = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32, use_safetensors=True)  # merge at full precision
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
         merged.save_pretrained(tmp, safe_serialization=True)
         loaded.tokenizer.save_pretrained(tmp)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from thinksafe.errors import DataError
+from thinksafe.errors import DataError, ModelError
 from thinksafe.paths import data_dir as _env_data_dir
 
 FIT_MODELS: tuple[str, ...] = ("gpt4", "llama2new", "mistralguard")
@@ -120,6 +120,58 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+SUMS_FILE = "SHA256SUMS"
+
+
+def recorded_sha256(path: str | Path) -> str | None:
+    """The sha256 recorded for ``path`` in the ``SHA256SUMS`` file beside it (the judges' shipped
+    weights carry one), or None where there is no record."""
+    path = Path(path)
+    sums = path.parent / SUMS_FILE
+    if not sums.is_file():
+        return None
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.strip().partition("  ")
+        if name == path.name:
+            return digest
+    return None
+
+
+def check_recorded_sha256(path: str | Path, what: str) -> str:
+    """sha256 of ``path``, checked against its record in ``SHA256SUMS`` where one exists.
+
+    Raises :class:`ModelError` naming both hashes when the file differs from its record (an edited or
+    damaged copy of the shipped weights), so a judge never silently scores with other weights.
+    """
+    actual = sha256_file(path)
+    expected = recorded_sha256(path)
+    if expected is not None and expected != actual:
+        raise ModelError(
+            f"{what} {path} do not match their recorded hash (sha256 {actual}, recorded {expected} in "
+            f"{Path(path).parent / SUMS_FILE}). The file was changed or damaged: reinstall thinksafe, or refit "
+            "them with `thinksafe judge fit`, which records the new hash."
+        )
+    return actual
+
+
+def record_sha256(path: str | Path) -> None:
+    """Record ``path``'s sha256 in the ``SHA256SUMS`` beside it, where that file already exists (the
+    shipped weights' folder); other folders are left as they are."""
+    path = Path(path)
+    sums = path.parent / SUMS_FILE
+    if not sums.is_file():
+        return
+    entries = {}
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.strip().partition("  ")
+        if name:
+            entries[name] = digest
+    entries[path.name] = sha256_file(path)
+    tmp = sums.with_name(SUMS_FILE + ".tmp")
+    tmp.write_text("".join(f"{d}  {n}\n" for n, d in sorted(entries.items())), encoding="utf-8")
+    tmp.replace(sums)
 
 
 def describe_files(files: Sequence[str | Path]) -> list[dict[str, object]]:

@@ -37,7 +37,15 @@ import numpy as np
 
 from thinksafe.errors import ConfigError, DataError, ModelError
 from thinksafe.judges.base import JUDGE_FITTERS, JUDGES, Judge, JudgeInput, Verdict, options_error
-from thinksafe.judges.data import describe_files, load_calibration, model_name, resolve_files, sha256_file
+from thinksafe.judges.data import (
+    check_recorded_sha256,
+    describe_files,
+    load_calibration,
+    model_name,
+    record_sha256,
+    resolve_files,
+    sha256_file,
+)
 from thinksafe.judges.keyword import KEYWORD_FEATURE_NAMES, KEYWORD_FEATURES_VERSION, keyword_features
 from thinksafe.jsonl import write_json_atomic
 
@@ -134,6 +142,7 @@ def load_weights(path: str | Path | None = None) -> dict[str, Any]:
     """Read a weights file and check it against this code's recipe; raise :class:`ModelError` if not."""
     path = Path(path) if path is not None else default_weights_path()
     try:
+        check_recorded_sha256(path, "Embedding-judge weights")  # the shipped weights carry a recorded hash
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"Cannot read embedding-judge weights {path}: {exc}") from exc
@@ -300,6 +309,7 @@ def fit_embedding_judge(files: str | Path | Sequence[str | Path] = "fit", out: s
     }
     if out is not None:
         write_json_atomic(out, payload)
+        record_sha256(out)
         log.info("wrote embedding-judge weights to %s", out)
     return payload
 

@@ -171,9 +171,15 @@ def load_llm(path: str, gguf_file: str | None = None, dtype: str = "auto", devic
     if not p.exists():
         raise ModelError(f"Judge model not found: {p}")
     kw: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    if not gguf_file:
+        from thinksafe.models.loader import require_safetensors
+
+        require_safetensors(p)
     try:
         tok = AutoTokenizer.from_pretrained(str(p), **kw)
-        model = AutoModelForCausalLM.from_pretrained(str(p), dtype=dtype, **kw).to(device).eval()
+        model = AutoModelForCausalLM.from_pretrained(
+            str(p), dtype=dtype, **kw, **({} if gguf_file else {"use_safetensors": True})
+        ).to(device).eval()
     except (OSError, ValueError) as exc:
         raise ModelError(f"Cannot load the judge model from {p}: {exc}") from exc
     return model, tok

@@ -54,6 +54,7 @@ from thinksafe.judges.keyword import (
     match,
     normalize,
 )
+from thinksafe.judges.data import check_recorded_sha256, record_sha256
 from thinksafe.jsonl import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ def load_weights(path: str | Path | None = None) -> dict[str, Any]:
     """Read a weights file and check it against this code's features; raise :class:`ModelError` if not."""
     path = Path(path) if path is not None else default_weights_path()
     try:
+        check_recorded_sha256(path, "Objective-judge weights")  # the shipped weights carry a recorded hash
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"Cannot read objective-judge weights {path}: {exc}") from exc
@@ -428,6 +430,7 @@ def fit_objective_judge(files: Any = "fit", out: str | Path | None = None, *, da
     }
     target = Path(out) if out is not None else default_weights_path()
     write_json_atomic(target, payload)
+    record_sha256(target)
     log.info("objective judge fitted on %d rows -> %s (cv %s)", len(rows), target, cv)
     return payload | {"path": str(target)}
 

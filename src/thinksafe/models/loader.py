@@ -167,8 +167,21 @@ def adapter_fingerprint(adapter_dir: str | Path) -> str:
     for required in ("adapter_config.json", "adapter_model.safetensors"):
         if not (d / required).is_file():
             raise ModelError(f"{d} is not a PEFT adapter directory: {required} is missing.")
-    files = [d / "adapter_config.json", *sorted(d.glob("*.safetensors"))]
-    return _fingerprint_files(files)
+    h = hashlib.sha256()
+    config = canonical_adapter_config(json.loads((d / "adapter_config.json").read_text(encoding="utf-8")))
+    h.update(b"adapter_config.json\0" + json.dumps(config, sort_keys=True).encode() + b"\n")
+    h.update(_fingerprint_files(sorted(d.glob("*.safetensors"))).encode())
+    return h.hexdigest()
+
+
+# PEFT keeps these as sets and writes them in the order of the process's string hashing, so one
+# adapter's config differs byte for byte between processes; their order means nothing.
+_SET_VALUED = ("target_modules", "modules_to_save", "exclude_modules")
+
+
+def canonical_adapter_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``adapter_config.json``'s content with its set-valued lists sorted."""
+    return {k: sorted(v) if k in _SET_VALUED and isinstance(v, list) else v for k, v in config.items()}
 
 
 def _hub_commit(repo_id: str, revision: str = "main") -> str | None:
@@ -387,17 +400,22 @@ def load_model(
     )
 
 
+def require_safetensors(path: Path) -> None:
+    """Refuse a model folder that holds no ``.safetensors`` weights (a pickle checkpoint can run code
+    when it is loaded); callers then load with ``use_safetensors=True``."""
+    if not any(path.glob("*.safetensors")):
+        raise ModelError(
+            f"{path} holds no .safetensors weights. thinksafe loads safetensors only (pickle checkpoints "
+            "such as pytorch_model.bin can run code when loaded); convert it with save_pretrained(..., "
+            "safe_serialization=True)."
+        )
+
+
 def _load_transformers(resolved: ResolvedModel, dtype: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if resolved.kind == "local":
-        path = Path(resolved.location)
-        if not any(path.glob("*.safetensors")):
-            raise ModelError(
-                f"{path} holds no .safetensors weights. thinksafe loads safetensors only (pickle checkpoints "
-                "such as pytorch_model.bin can run code when loaded); convert it with save_pretrained(..., "
-                "safe_serialization=True)."
-            )
+        require_safetensors(Path(resolved.location))
     try:
         tok = AutoTokenizer.from_pretrained(resolved.location)
         model = AutoModelForCausalLM.from_pretrained(

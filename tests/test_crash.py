@@ -160,6 +160,9 @@ def test_a_main_job_sigkilled_in_every_stage_ends_as_an_uninterrupted_one(tiny_m
     log = "\n".join(p.read_text() for p in out.glob("**/*.log")) + again.stderr
     a, b = _records(tmp_path / "a"), _records(out)
     assert set(a) == set(b) and a == b  # every records file: none lost, none duplicated, the same rows
+    for path in sorted((tmp_path / "a").rglob("*.jsonl")):  # and the same bytes, the run's own folder aside
+        other = out / path.relative_to(tmp_path / "a")
+        assert path.read_text().replace(str(tmp_path / "a"), "RUN") == other.read_text().replace(str(out), "RUN"), path
     ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text().replace(str(tmp_path / d), "RUN")) for d in "ab")
     assert ma["before"] == mb["before"] and ma["after"] == mb["after"] and ma["training"] == mb["training"], log[-2000:]
 
@@ -171,7 +174,7 @@ def _align_command(*args) -> list[str]:
 @needs_data
 def test_a_sigkilled_align_train_resumes_from_its_checkpoint_to_the_uninterrupted_adapter(tiny_model_dir, tmp_path):
     """The teacher recipe (no generation: STAR-1 traces, judged) on the tiny model; ``align train`` is
-    killed after its checkpoint at step 4 of 8 and run again."""
+    killed at a seeded moment, then again after its checkpoint at step 4 of 8, and run again."""
     import shutil
 
     from safetensors.torch import load_file
@@ -184,11 +187,14 @@ def test_a_sigkilled_align_train_resumes_from_its_checkpoint_to_the_uninterrupte
     assert done.returncode == 0, done.stderr[-3000:]
     shutil.copytree(a, b, ignore=lambda d, names: ["train"] if d == str(a) else [])
 
-    child = subprocess.Popen(_align_command("train", "--run", b), env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
     checkpoint = b / "train" / "trainer" / "checkpoint-4" / "trainer_state.json"
-    assert _kill_when(child, checkpoint.exists), "training finished before the kill"
-    assert not (b / "train" / "adapter").exists()
+    started = time.monotonic()
+    wait = random.Random(3).uniform(1.0, 8.0)  # a seeded moment: loading, or training before the checkpoint
+    for ready in (lambda: time.monotonic() - started > wait, checkpoint.exists):
+        child = subprocess.Popen(_align_command("train", "--run", b), env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        assert _kill_when(child, ready), "training finished before the kill"
+        assert not (b / "train" / "adapter").exists()
     again = subprocess.run(_align_command("train", "--run", b), env=env | {"COLUMNS": "400"}, capture_output=True,
                            text=True, timeout=900, check=False)
     assert again.returncode == 0, again.stderr[-3000:]

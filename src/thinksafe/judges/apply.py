@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,8 @@ def judge_file(
     partial = out_path.with_name(out_path.name + ".partial")
     identity_path = partial.with_name(partial.name + ".json")
     identity = {"input_sha256": sha256_file(in_path), "judge": judge.name, "judge_fingerprint": judge.fingerprint,
-                "include_trace": include_trace, "batch_size": batch_size}
+                "judge_config": repr(getattr(judge, "config", None)), "include_trace": include_trace,
+                "batch_size": batch_size}
     done = _resumable_verdicts(partial, identity_path, identity, records)
     if done:
         log.info("%s: %d of %d records already judged by a killed run; judging the rest", out_path, len(done),
@@ -111,7 +113,16 @@ def _resumable_verdicts(partial: Path, identity_path: Path, identity: dict[str, 
                 {k: v for k, v in d.items() if k != "verdict"} == dict(r) and "verdict" in d
                 for d, r in zip(done, records)
             ):
-                return done
+                # back to the last whole batch, so every batch is judged as an uninterrupted run
+                # judges it (a judge's scores may depend on what shares its batch)
+                whole = len(done) - len(done) % identity["batch_size"]
+                if whole < len(done):
+                    data = partial.read_bytes()
+                    cut = 0
+                    for _ in range(whole):
+                        cut = data.index(b"\n", cut) + 1
+                    os.truncate(partial, cut)
+                return done[:whole]
     if partial.exists():
         stale = partial.with_name(partial.name + ".stale")
         log.warning("%s was left by a run with another input or judge; moved to %s, judging from the start",

@@ -195,13 +195,11 @@ def _kl_trainer_class() -> type:
 def _settle_adapter_config(adapter_dir: Path) -> None:
     """Rewrite ``adapter_config.json`` with its set-valued lists sorted, so the same training writes
     the same bytes in every process (PEFT's order follows the process's string hashing)."""
+    from thinksafe.jsonl import write_json_atomic
     from thinksafe.models.loader import canonical_adapter_config
 
     path = adapter_dir / "adapter_config.json"
-    config = canonical_adapter_config(json.loads(path.read_text(encoding="utf-8")))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, canonical_adapter_config(json.loads(path.read_text(encoding="utf-8"))))
 
 
 def _last_checkpoint(folder: Path) -> str | None:

@@ -125,18 +125,22 @@ def sha256_file(path: str | Path) -> str:
 SUMS_FILE = "SHA256SUMS"
 
 
+def _read_sums(sums: Path) -> dict[str, str]:
+    """File name -> sha256 of a ``sha256sum``-style file."""
+    entries = {}
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.strip().partition("  ")
+        if name:
+            entries[name] = digest
+    return entries
+
+
 def recorded_sha256(path: str | Path) -> str | None:
     """The sha256 recorded for ``path`` in the ``SHA256SUMS`` file beside it (the judges' shipped
     weights carry one), or None where there is no record."""
     path = Path(path)
     sums = path.parent / SUMS_FILE
-    if not sums.is_file():
-        return None
-    for line in sums.read_text(encoding="utf-8").splitlines():
-        digest, _, name = line.strip().partition("  ")
-        if name == path.name:
-            return digest
-    return None
+    return _read_sums(sums).get(path.name) if sums.is_file() else None
 
 
 def check_recorded_sha256(path: str | Path, what: str) -> str:
@@ -163,12 +167,7 @@ def record_sha256(path: str | Path) -> None:
     sums = path.parent / SUMS_FILE
     if not sums.is_file():
         return
-    entries = {}
-    for line in sums.read_text(encoding="utf-8").splitlines():
-        digest, _, name = line.strip().partition("  ")
-        if name:
-            entries[name] = digest
-    entries[path.name] = sha256_file(path)
+    entries = _read_sums(sums) | {path.name: sha256_file(path)}
     tmp = sums.with_name(SUMS_FILE + ".tmp")
     tmp.write_text("".join(f"{d}  {n}\n" for n, d in sorted(entries.items())), encoding="utf-8")
     tmp.replace(sums)

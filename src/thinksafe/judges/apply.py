@@ -88,7 +88,6 @@ def judge_file(
             append_jsonl(partial, batch)
             done.extend(batch)
             row.advance(len(chunk))
-    partial.touch()
     partial.replace(out_path)
     identity_path.unlink(missing_ok=True)
     return done

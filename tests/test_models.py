@@ -144,3 +144,32 @@ def test_join_is_atomic_and_verified(tmp_path, monkeypatch):
     path = assets.ensure_gguf(spec)
     assert path.read_bytes() == b"part one|part two"
     assert assets.ensure_gguf(spec) == path  # second call reuses the verified join
+
+
+def test_the_first_bfloat16_load_of_a_gguf_computes_as_every_later_one(tmp_path, monkeypatch):
+    """The first load de-quantises the GGUF and caches a conversion; later loads read the conversion.
+    In bfloat16 both must give the same numbers (a cast of the whole de-quantised model also cast the
+    float32 rotary frequencies, and the first process's hidden states differed from every later one's),
+    and so must a load whose cache cannot be written."""
+    import torch
+
+    from thinksafe.models import loader
+
+    def logits(cache: Path) -> torch.Tensor:
+        monkeypatch.setenv("THINKSAFE_CACHE", str(cache))
+        loaded = loader.load_model("smollm2-135m-instruct", dtype="bfloat16")
+        assert next(loaded.model.parameters()).dtype == torch.bfloat16
+        ids = loaded.tokenizer("Explain, step by step, how a lock works. " * 4, return_tensors="pt").input_ids
+        with torch.inference_mode():
+            return loaded.model(ids).logits.float()
+
+    first = logits(tmp_path / "a")  # de-quantised now, conversion cached
+    assert (loader._converted_dir("smollm2-135m-instruct", MODELS.get("smollm2-135m-instruct").sha256)
+            / "model.safetensors").exists()
+    assert torch.equal(first, logits(tmp_path / "a"))  # read from the cached conversion
+
+    def unwritable(*args, **kwargs):
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(loader, "_save_dequantised", unwritable)
+    assert torch.equal(first, logits(tmp_path / "b"))  # no cache: the weights cast in place

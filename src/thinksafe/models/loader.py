@@ -252,10 +252,15 @@ def _load_gguf(gguf: Path, name: str, sha256: str, dtype: str) -> tuple[Any, Any
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     converted = _converted_dir(name, sha256)
-    if (converted / "model.safetensors").exists() or (converted / "model.safetensors.index.json").exists():
-        tok = AutoTokenizer.from_pretrained(converted)
-        model = AutoModelForCausalLM.from_pretrained(converted, dtype=_torch_dtype(dtype), use_safetensors=True)
-        return model, tok
+
+    def cached() -> tuple[Any, Any] | None:
+        if (converted / "model.safetensors").exists() or (converted / "model.safetensors.index.json").exists():
+            tok = AutoTokenizer.from_pretrained(converted)
+            return AutoModelForCausalLM.from_pretrained(converted, dtype=_torch_dtype(dtype), use_safetensors=True), tok
+        return None
+
+    if (hit := cached()) is not None:
+        return hit
     assets.check_gguf_header(gguf)
     log.info("De-quantising %s (first load only; later loads use the cached conversion)", gguf.name)
     try:
@@ -274,8 +279,15 @@ def _load_gguf(gguf: Path, name: str, sha256: str, dtype: str) -> tuple[Any, Any
     except OSError as exc:  # a cache we cannot write only costs speed
         log.warning("Could not cache the converted model in %s: %s", converted, exc)
         shutil.rmtree(tmp, ignore_errors=True)
-    if dtype != "float32":
-        model = model.to(_torch_dtype(dtype))
+    if dtype != "float32" and (hit := cached()) is not None:
+        # the first load is the conversion's reload, so it computes as every later load: ``model.to``
+        # would also cast the float32 rotary frequencies, which ``from_pretrained(dtype=...)`` keeps
+        # (measured: bfloat16 hidden states of the first process differed from every later one's)
+        return hit
+    if dtype != "float32":  # no cache to reload from: cast the weights only, as a cached load would have them
+        for param in model.parameters():
+            param.data = param.data.to(_torch_dtype(dtype))
+        model.config.dtype = _torch_dtype(dtype)
     return model, tok
 
 

@@ -176,10 +176,11 @@ def test_deliberation_run_end_to_end_resumes_and_skips(tiny_loaded, tmp_path, mo
         assert f.get_tensor("first_token").dtype == np.float16 and f.get_tensor("trace").shape[1:] == (10, 16)
 
     # a finished run is skipped; another config in the same folder is refused
+    from thinksafe.deliberation import replay as replay_mod
     from thinksafe.deliberation import run as run_mod
 
     monkeypatch.setattr(run_mod, "extract_states", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))
-    monkeypatch.setattr(run_mod, "replay", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))
+    monkeypatch.setattr(replay_mod, "replay", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))
     assert run_stage(out, cfg, loaded=tiny_loaded, progress=False) == metrics
     with pytest.raises(ConfigError, match="another configuration"):
         DeliberationRun(out, DeliberationConfig(limit=5))
@@ -187,14 +188,14 @@ def test_deliberation_run_end_to_end_resumes_and_skips(tiny_loaded, tmp_path, mo
 
 @needs_data
 def test_a_killed_truncation_stage_resumes_from_its_replays(tiny_loaded, tmp_path, monkeypatch):
-    from thinksafe.deliberation import run as run_mod
+    from thinksafe.deliberation import replay as replay_mod
 
     gen = GenerationConfig(thinking="prompted", thinking_budget=8, max_new_tokens=4, temperature=1.0, backend="transformers")
     cfg = DeliberationConfig(model="smollm2-135m-instruct", harmful=["harmbench"], benign=["xstest_safe"], limit=8,
                              truncation_samples=2, truncation_limit=4, fractions=[0.5], generation=gen)
     monkeypatch.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
     out = tmp_path / "delib"
-    real = run_mod.replay
+    real = replay_mod.replay
     calls = []
 
     def dies_after_one_batch(*a, **k):
@@ -203,7 +204,7 @@ def test_a_killed_truncation_stage_resumes_from_its_replays(tiny_loaded, tmp_pat
         calls.append(len(a[3]))
         return real(*a, **k)
 
-    monkeypatch.setattr(run_mod, "replay", dies_after_one_batch)
+    monkeypatch.setattr(replay_mod, "replay", dies_after_one_batch)
     run = DeliberationRun(out, replace_batch(cfg, 2), loaded=tiny_loaded)
     with pytest.raises(KeyboardInterrupt):
         run.truncation(progress=False)
@@ -212,7 +213,7 @@ def test_a_killed_truncation_stage_resumes_from_its_replays(tiny_loaded, tmp_pat
     with (out / "truncation" / "replays.jsonl").open("a") as fh:  # a SIGKILL mid-write leaves half a line
         fh.write(first[0][: len(first[0]) // 2])
     seen = []
-    monkeypatch.setattr(run_mod, "replay", lambda *a, **k: seen.extend(a[3]) or real(*a, **k))
+    monkeypatch.setattr(replay_mod, "replay", lambda *a, **k: seen.extend(a[3]) or real(*a, **k))
     again = DeliberationRun(out, replace_batch(cfg, 2), loaded=tiny_loaded)
     again.truncation(progress=False)
     total = len(again._replay_pool(4))

@@ -412,10 +412,9 @@ class AlignRun:
     def _replay_outcomes(self, harmful: list[dict[str, Any]], path: Path, progress: bool) -> dict[str, dict[str, Any]]:
         """Per harmful record: the refusal rate of ``samples`` answers after each early cut and the full trace."""
         from thinksafe.align.select import cut_positions, refusal_rate
-        from thinksafe.deliberation.replay import Cut, ReplaySettings, decisions, replay
+        from thinksafe.deliberation.replay import Cut, ReplaySettings, replay_into
         from thinksafe.deliberation.states import trace_span
         from thinksafe.generation.cache import sample_seed
-        from thinksafe.progress import bar as progress_bar
 
         scfg, tok = self.cfg.select_config, self.loaded.tokenizer
         done = {(r["key"], r["cut"]): r for r in read_resumable(path)}
@@ -429,18 +428,11 @@ class AlignRun:
             for j, (name, k) in enumerate(cut_positions(trace_span(tok, rec), scfg).items()):
                 if (key, name) not in done:
                     todo.append((rec, name, Cut(key, k, sample_seed(self.cfg.generation.seed, f"select|{key}|{name}", j))))
-        judge = self.judge(self.cfg.refusal_judge)
-        batch = max(1, self.cfg.generation.batch_size // 2)
-        with progress_bar("selection replays", len(todo), enabled=progress) as bar:
-            for start in range(0, len(todo), batch):
-                part = todo[start : start + batch]
-                answers = replay(self.backend, tok, unsteered, [c for _, _, c in part], scfg.samples, ReplaySettings())
-                rows = [{"key": c.key, "cut": name, "k": c.k, "seed": c.seed,
-                         "refused": decisions(judge, rec["source_prompt"], texts), "answers": texts}
-                        for (rec, name, c), texts in zip(part, answers)]
-                append_jsonl(path, rows)
-                done.update({(r["key"], r["cut"]): r for r in rows})
-                bar.advance(len(part))
+        jobs = [({"key": c.key, "cut": name}, c, rec["source_prompt"]) for rec, name, c in todo]
+        rows = replay_into(path, self.backend, tok, unsteered, jobs, scfg.samples, ReplaySettings(),
+                           self.judge(self.cfg.refusal_judge), batch_size=max(1, self.cfg.generation.batch_size // 2),
+                           progress=progress, what="selection")
+        done.update({(r["key"], r["cut"]): r for r in rows})
         outcomes: dict[str, dict[str, Any]] = {}
         for (key, name), row in done.items():
             o = outcomes.setdefault(key, {"refusal_rates": {}, "cut_tokens": {}})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from thinksafe.generation.backend import Backend, GenerateRequest, Sampling
@@ -71,3 +72,38 @@ def decisions(judge: Judge, prompt: str, answers: Sequence[str]) -> list[int | N
     """1 refused, 0 did not refuse (complied or a non-answer), None nothing to judge (empty)."""
     verdicts = judge.judge_batch([JudgeInput(prompt, a) for a in answers])
     return [None if v.refused is None else int(v.refused) for v in verdicts]
+
+
+def replay_into(
+    path: Path,
+    backend: Backend,
+    tokenizer: Any,
+    records: dict[str, dict[str, Any]],
+    jobs: Sequence[tuple[dict[str, Any], Cut, str]],
+    n: int,
+    settings: ReplaySettings,
+    judge: Judge,
+    *,
+    batch_size: int,
+    adapter: str | None = None,
+    progress: bool = True,
+    what: str = "",
+) -> list[dict[str, Any]]:
+    """Replay each job ``(row fields, cut, the prompt its answers are judged against)`` ``n`` times and
+    append one row per job to ``path``: its fields, ``k``, ``seed``, the refusal ``decisions`` and the
+    answers. Rows are appended batch by batch, so a killed run keeps its finished batches; the rows
+    written now are returned."""
+    from thinksafe.jsonl import append_jsonl
+    from thinksafe.progress import bar as progress_bar
+
+    written: list[dict[str, Any]] = []
+    with progress_bar(f"{what} replays".strip(), len(jobs), enabled=progress) as bar:
+        for start in range(0, len(jobs), batch_size):
+            part = jobs[start : start + batch_size]
+            answers = replay(backend, tokenizer, records, [cut for _, cut, _ in part], n, settings, adapter=adapter)
+            rows = [fields | {"k": cut.k, "seed": cut.seed, "refused": decisions(judge, prompt, texts), "answers": texts}
+                    for (fields, cut, prompt), texts in zip(part, answers)]
+            append_jsonl(path, rows)
+            written.extend(rows)
+            bar.advance(len(part))
+    return written

@@ -28,7 +28,7 @@ from thinksafe.data import load_benchmark
 from thinksafe.data.records import Example
 from thinksafe.deliberation.chunks import char_to_tokens, chunk_trace, judge_stances, stance_changes
 from thinksafe.deliberation.probes import ProbeConfig, cross_validate, summarize, text_probe
-from thinksafe.deliberation.replay import Cut, ReplaySettings, decisions, replay
+from thinksafe.deliberation.replay import Cut, ReplaySettings, replay_into
 from thinksafe.deliberation.states import extract_states, load_states, record_key, trace_span
 from thinksafe.deliberation.stats import auroc, fisher_exact, fisher_ratio, holm
 from thinksafe.errors import ConfigError, DataError
@@ -322,23 +322,12 @@ class DeliberationRun:
 
     def _replay_into(self, path: Path, todo: list[tuple[dict[str, Any], Any, Cut]], recs: dict[str, dict[str, Any]],
                      n: int, progress: bool, what: str) -> None:
-        from thinksafe.progress import bar as progress_bar
-
-        judge = self.judge(self.cfg.label_judge)
-        batch = max(1, self.cfg.generation.batch_size // 2)
-        with progress_bar(f"{what} replays", len(todo), enabled=progress) as bar:
-            for start in range(0, len(todo), batch):
-                part = todo[start : start + batch]
-                answers = replay(self.backend, self.loaded.tokenizer, recs, [c for _, _, c in part], n,
-                                 self.cfg.replay, adapter=self.loaded.adapter)
-                rows = []
-                for (lab, tag, cut), texts in zip(part, answers):
-                    prompt = recs[lab["key"]].get("source_prompt") or recs[lab["key"]]["prompt"]
-                    rows.append({"key": lab["key"], "pool": lab["pool"], "harmful": lab["harmful"],
-                                 **({"fraction": tag} if what == "truncation" else {"cut": tag}), "k": cut.k,
-                                 "seed": cut.seed, "refused": decisions(judge, prompt, texts), "answers": texts})
-                append_jsonl(path, rows)
-                bar.advance(len(part))
+        tag = "fraction" if what == "truncation" else "cut"
+        jobs = [({"key": lab["key"], "pool": lab["pool"], "harmful": lab["harmful"], tag: value}, cut,
+                 recs[lab["key"]].get("source_prompt") or recs[lab["key"]]["prompt"]) for lab, value, cut in todo]
+        replay_into(path, self.backend, self.loaded.tokenizer, recs, jobs, n, self.cfg.replay,
+                    self.judge(self.cfg.label_judge), batch_size=max(1, self.cfg.generation.batch_size // 2),
+                    adapter=self.loaded.adapter, progress=progress, what=what)
 
     # -- stance changes
     def stance(self, *, progress: bool = True) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,25 @@ def annotate_records(
     include_trace: bool = False,
     batch_size: int = 64,
     progress: bool = True,
+    start: int = 0,
+    on_batch: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Return copies of ``records`` with ``verdict`` (label, refused, complied, harmful, score, ...)."""
+    """Return copies of ``records[start:]`` with ``verdict`` (label, refused, complied, harmful, score,
+    ...). Batches are cut from ``start`` as an uninterrupted run cuts them when ``start`` is a multiple
+    of ``batch_size``; ``on_batch`` receives each judged batch as soon as it is done."""
     from thinksafe.progress import bar
 
-    items = [JudgeInput.from_record(r, include_trace=include_trace) for r in records]
+    items = [JudgeInput.from_record(r, include_trace=include_trace) for r in records[start:]]
     out: list[dict[str, Any]] = []
-    with bar(f"judging ({judge.name})", len(items), enabled=progress) as row:
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            for rec, verdict in zip(records[start : start + batch_size], judge.judge_batch(chunk)):
-                out.append(dict(rec) | {"verdict": verdict.to_dict() | {"include_trace": include_trace}})
+    with bar(f"judging ({judge.name})", start + len(items), enabled=progress) as row:
+        row.advance(start)
+        for at in range(0, len(items), batch_size):
+            chunk = items[at : at + batch_size]
+            batch = [dict(rec) | {"verdict": verdict.to_dict() | {"include_trace": include_trace}}
+                     for rec, verdict in zip(records[start + at : start + at + batch_size], judge.judge_batch(chunk))]
+            if on_batch is not None:
+                on_batch(batch)
+            out.extend(batch)
             row.advance(len(chunk))
     return out
 
@@ -55,7 +63,6 @@ def judge_file(
     records them); otherwise it is set aside as ``<out>.partial.stale`` and judging starts again.
     """
     from thinksafe.judges.data import sha256_file
-    from thinksafe.progress import bar
 
     in_path, out_path = Path(in_path), Path(out_path)
     records = list(read_jsonl(in_path))
@@ -63,10 +70,9 @@ def judge_file(
         raise DataError(f"{in_path} holds no records to judge.")
     if in_path.resolve() == out_path.resolve():
         raise DataError(f"--out must differ from --in ({in_path}); the input records are kept as they are.")
-    items = []
     for lineno, rec in enumerate(records, start=1):  # every record readable before any is judged
         try:
-            items.append(JudgeInput.from_record(rec, include_trace=include_trace))
+            JudgeInput.from_record(rec, include_trace=include_trace)
         except (ConfigError, DataError) as exc:
             raise DataError(f"{in_path}, record {lineno}: {exc}") from None
 
@@ -79,15 +85,8 @@ def judge_file(
     if done:
         log.info("%s: %d of %d records already judged by a killed run; judging the rest", out_path, len(done),
                  len(records))
-    with bar(f"judging ({judge.name})", len(items), enabled=progress) as row:
-        row.advance(len(done))
-        for start in range(len(done), len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            batch = [dict(rec) | {"verdict": v.to_dict() | {"include_trace": include_trace}}
-                     for rec, v in zip(records[start : start + batch_size], judge.judge_batch(chunk))]
-            append_jsonl(partial, batch)
-            done.extend(batch)
-            row.advance(len(chunk))
+    done += annotate_records(records, judge, include_trace=include_trace, batch_size=batch_size, progress=progress,
+                             start=len(done), on_batch=lambda batch: append_jsonl(partial, batch))
     partial.replace(out_path)
     identity_path.unlink(missing_ok=True)
     return done

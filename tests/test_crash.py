@@ -178,33 +178,43 @@ def _align_command(*args) -> list[str]:
 @needs_data
 def test_a_sigkilled_align_train_resumes_from_its_checkpoint_to_the_uninterrupted_adapter(tiny_model_dir, tmp_path):
     """The teacher recipe (no generation: STAR-1 traces, judged) on the tiny model; ``align train`` is
-    killed after its checkpoint at step 4 of 8 and run again."""
+    killed after its checkpoint at step 4 of 8 and run again (it resumes from the checkpoint), and in a
+    second copy while that checkpoint is being written (the torn checkpoint is removed, and the run
+    starts again)."""
     import shutil
 
     from safetensors.torch import load_file
 
-    a, b = tmp_path / "a", tmp_path / "b"
+    a = tmp_path / "a"
     env = _env(tmp_path / "cache")
     done = subprocess.run(_align_command("all", "--run", a, "--recipe", "teacher", "--model", tiny_model_dir,
                                          "--harmful-size", 16, "--benign-size", 0, "--backend", "transformers",
                                          "--epochs", 4), env=env, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    shutil.copytree(a, b, ignore=lambda d, names: ["train"] if d == str(a) else [])
+    wa = load_file(a / "train" / "adapter" / "adapter_model.safetensors")
+    la = json.loads((a / "train" / "train_log.json").read_text())
+    for copy, at in (("after", "trainer_state.json"), ("during", "")):
+        b = tmp_path / copy
+        shutil.copytree(a, b, ignore=lambda d, names: ["train"] if d == str(a) else [])
+        child = subprocess.Popen(_align_command("train", "--run", b), env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        checkpoint = b / "train" / "trainer" / "checkpoint-4" / at
+        assert _kill_when(child, checkpoint.exists), "training finished before the kill"
+        assert not (b / "train" / "adapter").exists()
+        torn = not (checkpoint.parent / "trainer_state.json").exists()  # written last: a checkpoint without it is torn
+        assert torn or copy == "after"  # (a whole checkpoint of the tiny model can be written within one poll)
+        again = subprocess.run(_align_command("train", "--run", b), env=env | {"COLUMNS": "400"}, capture_output=True,
+                               text=True, timeout=900, check=False)
+        assert again.returncode == 0, again.stderr[-3000:]
+        said = " ".join((again.stdout + again.stderr).split())
+        if torn:
+            assert "cut short by a kill" in said and "resuming training from" not in said, said[-2000:]
+        else:
+            assert "resuming training from" in said and "checkpoint-4" in said, said[-2000:]
 
-    child = subprocess.Popen(_align_command("train", "--run", b), env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    checkpoint = b / "train" / "trainer" / "checkpoint-4" / "trainer_state.json"
-    assert _kill_when(child, checkpoint.exists), "training finished before the kill"
-    assert not (b / "train" / "adapter").exists()
-    again = subprocess.run(_align_command("train", "--run", b), env=env | {"COLUMNS": "400"}, capture_output=True,
-                           text=True, timeout=900, check=False)
-    assert again.returncode == 0, again.stderr[-3000:]
-    said = " ".join((again.stdout + again.stderr).split())
-    assert "resuming training from" in said and "checkpoint-4" in said
-
-    wa, wb = (load_file(d / "train" / "adapter" / "adapter_model.safetensors") for d in (a, b))
-    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)  # the same weights, bit for bit
-    for name in ("adapter_config.json", "adapter_model.safetensors"):  # and the same files (another process)
-        assert (a / "train" / "adapter" / name).read_bytes() == (b / "train" / "adapter" / name).read_bytes()
-    la, lb = (json.loads((d / "train" / "train_log.json").read_text()) for d in (a, b))
-    assert [e["loss"] for e in la] == [e["loss"] for e in lb] and len(la) == 8
+        wb = load_file(b / "train" / "adapter" / "adapter_model.safetensors")
+        assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa), copy  # bit for bit
+        for name in ("adapter_config.json", "adapter_model.safetensors"):  # and the same files (another process)
+            assert (a / "train" / "adapter" / name).read_bytes() == (b / "train" / "adapter" / name).read_bytes()
+        lb = json.loads((b / "train" / "train_log.json").read_text())
+        assert [e["loss"] for e in la] == [e["loss"] for e in lb] and len(la) == 8

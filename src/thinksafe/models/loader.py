@@ -279,15 +279,16 @@ def _load_gguf(gguf: Path, name: str, sha256: str, dtype: str) -> tuple[Any, Any
     except OSError as exc:  # a cache we cannot write only costs speed
         log.warning("Could not cache the converted model in %s: %s", converted, exc)
         shutil.rmtree(tmp, ignore_errors=True)
-    if dtype != "float32" and (hit := cached()) is not None:
+    if dtype == "float32":
+        return model, tok
+    if (hit := cached()) is not None:
         # the first load is the conversion's reload, so it computes as every later load: ``model.to``
         # would also cast the float32 rotary frequencies, which ``from_pretrained(dtype=...)`` keeps
         # (measured: bfloat16 hidden states of the first process differed from every later one's)
         return hit
-    if dtype != "float32":  # no cache to reload from: cast the weights only, as a cached load would have them
-        for param in model.parameters():
-            param.data = param.data.to(_torch_dtype(dtype))
-        model.config.dtype = _torch_dtype(dtype)
+    for param in model.parameters():  # no cache to reload from: the weights alone, as a cached load has them
+        param.data = param.data.to(_torch_dtype(dtype))
+    model.config.dtype = _torch_dtype(dtype)
     return model, tok
 
 

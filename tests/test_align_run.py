@@ -83,6 +83,25 @@ def test_a_training_pool_that_overlaps_an_evaluation_set_is_refused():
 
 
 @needs_data
+def test_drop_overlap_leaves_out_the_shared_prompts_and_keeps_the_pool_size():
+    from thinksafe.data import load_benchmark
+    from thinksafe.data.checks import normalize_prompt
+
+    held = {normalize_prompt(e.prompt) for e in load_benchmark("strongreject")}
+    whole = load_pools(_cfg(harmful_size=520, benign_size=0, eval_sets=["strongreject"], drop_overlap=True))[0]
+    assert len(whole.examples) == 520 - whole.dropped_for_overlap and whole.dropped_for_overlap == 25
+    assert not any(normalize_prompt(e.prompt) in held for e in whole.examples)
+    some = load_pools(_cfg(harmful_size=128, benign_size=0, eval_sets=["strongreject"], drop_overlap=True))[0]
+    assert len(some.examples) == 128 and not any(normalize_prompt(e.prompt) in held for e in some.examples)
+    # a pool that shares nothing with the evaluation sets draws the very subset it drew without the option
+    plain = load_pools(_cfg(benign_size=0))[0]
+    dropping = load_pools(_cfg(benign_size=0, drop_overlap=True))[0]
+    assert dropping.dropped_for_overlap == 0 and [e.id for e in dropping.examples] == [e.id for e in plain.examples]
+    with pytest.raises(DataError, match="every prompt is in this run's evaluation sets"):
+        load_pools(_cfg(harmful_size=3, benign_size=0, eval_sets=["advbench"], drop_overlap=True))
+
+
+@needs_data
 def test_teacher_candidates_drop_the_evaluation_overlap():
     cands, dropped = teacher_candidates(_cfg(recipe="teacher", harmful_size=1000))
     assert dropped == 32  # STAR-1 holds 32 HarmBench prompts

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from thinksafe.errors import ConfigError, UnknownNameError
+from thinksafe.errors import ConfigError, DataError, UnknownNameError
 from thinksafe.pipeline import RunConfig, choose_sets, load_config
 
 needs_data = pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
@@ -76,6 +76,31 @@ def test_sets_are_the_public_ones_with_the_data_directory():
     assert {r: s["benchmark"] for r, s in sets.items()} == {"orr": "xstest_safe", "train_harmful": "advbench",
                                                             "train_benign": "or_bench"}
     assert not any(s["written_for_thinksafe"] for s in sets.values())
+
+
+def test_training_never_draws_on_what_the_run_evaluates(monkeypatch):
+    """The align stage's overlap check covers every set the run scores (its suite and deliberation
+    pools, not a fixed list), and a training role skips a set the run evaluates."""
+    sets = {"orr": "xstest_safe", "train_harmful": "advbench", "train_benign": "or_bench"}
+    deliberate = RunConfig(preset="deliberate").stage_config("align", sets)
+    assert deliberate.eval_sets == ["harmbench", "xstest_safe", "gsm8k:test"] and deliberate.drop_overlap
+    quick = RunConfig(preset="quick", deliberation={"benign": ["xstest_safe", "coconot"]}).stage_config("align", sets)
+    assert quick.eval_sets == ["harmbench", "strongreject", "xstest_safe", "gsm8k:test", "coconot"]
+    paper = RunConfig(preset="paper")
+    assert {"advbench", "wildjailbreak", "or_bench"} <= set(paper.evaluated_sets("xstest_safe"))
+
+    monkeypatch.setattr("thinksafe.pipeline.SET_ROLES", {
+        "orr": ("over-refusal", ("thinksafe_sensitive",)),
+        "train_harmful": ("harmful training prompts", ("harmbench", "donotanswer")),
+        "train_benign": ("benign training prompts", ("thinksafe_sensitive", "thinksafe_everyday"))})
+    chosen = choose_sets(None, evaluated=paper.evaluated_sets)
+    assert chosen["train_harmful"]["benchmark"] == "donotanswer"  # harmbench is evaluated
+    assert chosen["train_benign"]["benchmark"] == "thinksafe_everyday"  # the ORR set is evaluated
+    monkeypatch.setattr("thinksafe.pipeline.SET_ROLES", {
+        "orr": ("over-refusal", ("thinksafe_sensitive",)),
+        "train_harmful": ("harmful training prompts", ("harmbench",))})
+    with pytest.raises(DataError, match=r"tried harmbench \(evaluated in this run\)"):
+        choose_sets(None, evaluated=paper.evaluated_sets)
 
 
 def _tiny_run_config(out, model_dir) -> RunConfig:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,14 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
 
+    def evaluated_sets(self, orr: str) -> list[str]:
+        """Every set this run scores a model on (``benchmark`` or ``benchmark:split``): the evaluation
+        suite's entries and the deliberation's pools. No training prompt may come from them."""
+        job = self.stage_config("eval", {"orr": orr})
+        names = [f"{e.benchmark}:{e.split}" if e.split else e.benchmark for e in job.entries()]
+        delib = self.stage_config("deliberation", {"orr": orr})
+        return list(dict.fromkeys(names + list(delib.harmful) + list(delib.benign)))
+
     def stage_config(self, section: str, sets: dict[str, str], *, adapter: str | None = None, recipe: str = "thinksafe",
                      out: str = "", caps: list[int] | None = None, check: bool = False) -> Any:
         """The config object of one stage: preset defaults, chosen sets, then the user's fields."""
@@ -167,8 +176,10 @@ class RunConfig:
                 return DeliberationConfig(**(common | pools | preset | user | {"adapter": adapter}))
             from thinksafe.align.run import AlignConfig
 
+            # the main job chose the training pools itself, so prompts they share with what it evaluates
+            # are left out (and counted) rather than refused
             pools = {"harmful": [sets["train_harmful"]], "benign": [sets["train_benign"]],
-                     "eval_sets": ["harmbench", "strongreject", sets["orr"], "gsm8k:test"]}
+                     "eval_sets": self.evaluated_sets(sets["orr"]), "drop_overlap": True}
             capped = {"harmful_pairs": caps[0], "benign_pairs": caps[1]} if caps else {}
             return AlignConfig(**(common | pools | preset | user | {"recipe": recipe} | capped))
         except TypeError as exc:  # an unknown field name
@@ -201,14 +212,23 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig
     return RunConfig(**merged)
 
 
-def choose_sets(data_path: str | None) -> dict[str, dict[str, Any]]:
-    """For each role, the first candidate set that resolves without the hub, and where it lives."""
+def choose_sets(data_path: str | None,
+                evaluated: Callable[[str], list[str]] | None = None) -> dict[str, dict[str, Any]]:
+    """For each role, the first candidate set that resolves without the hub, and where it lives.
+
+    ``evaluated`` maps the chosen over-refusal set to every set the run evaluates on; a training
+    role never takes one of those (a run that evaluates on AdvBench does not train on it)."""
     from thinksafe.data import BENCHMARKS
     from thinksafe.data.sources import resolve
 
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for role, (use, candidates) in SET_ROLES.items():
+        skip: set[str] = set()
+        if role.startswith("train_") and evaluated is not None:
+            skip = {ref.partition(":")[0] for ref in evaluated(out["orr"]["benchmark"])}
         for name in candidates:
+            if name in skip:
+                continue
             spec = BENCHMARKS.get(name)
             try:
                 src = resolve(spec, spec.default_split, data_path)
@@ -220,7 +240,8 @@ def choose_sets(data_path: str | None) -> dict[str, dict[str, Any]]:
                              "written_for_thinksafe": bundled, "description": spec.description}
                 break
         else:
-            raise DataError(f"no set for {use} resolves locally (tried {', '.join(candidates)})")
+            tried = ", ".join(f"{c} (evaluated in this run)" if c in skip else c for c in candidates)
+            raise DataError(f"no set for {use} resolves locally (tried {tried})")
     return out
 
 
@@ -244,7 +265,7 @@ class MainRun:
         path = self.out / "sets.json"
         if path.exists():  # decided once per run: a package installed later does not change a running job
             return json.loads(path.read_text(encoding="utf-8"))
-        sets = choose_sets(self.cfg.data_path)
+        sets = choose_sets(self.cfg.data_path, evaluated=self.cfg.evaluated_sets)
         write_json_atomic(path, sets)
         return sets
 

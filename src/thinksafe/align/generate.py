@@ -24,6 +24,7 @@ class Pool:
     name: str
     examples: Sequence[Example]
     harmful: bool
+    dropped_for_overlap: int = 0  # prompts of the source set left out because an evaluation set holds them
 
 
 def _category(ex: Example) -> str:

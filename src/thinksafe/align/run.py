@@ -30,6 +30,7 @@ from thinksafe.align.templates import STEER_TEMPLATES
 from thinksafe.align.train import TrainConfig, training_row
 from thinksafe.data import load_benchmark
 from thinksafe.data.checks import check_disjoint, drop_overlap
+from thinksafe.data.loading import subsample
 from thinksafe.data.records import Example
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.evals.reasoning import REASONING_TASKS
@@ -68,6 +69,8 @@ class AlignConfig:
     teacher: str = field(default="star1", metadata={"help": "teacher trace set of the teacher recipe"})
     eval_sets: list[str] = field(default_factory=lambda: ["harmbench", "xstest_safe", "gsm8k:test"],
                                  metadata={"help": "sets this run is evaluated on: no training prompt may be in them"})
+    drop_overlap: bool = field(default=False, metadata={
+        "help": "leave out training prompts an evaluation set holds (counted) instead of refusing the pool"})
     data_path: str | None = field(default=None, metadata={"help": "a folder laid out like shared/data"})
     data_seed: int = field(default=0, metadata={"help": "seed of the pools' subsets"})
     asr_judge: str = field(default="objective", metadata={"help": "judge of harmful compliance"})
@@ -174,13 +177,23 @@ def load_pools(cfg: AlignConfig) -> list[Pool]:
         for ref, size in zip(refs, _sizes(total, len(refs)) if refs else []):
             if size == 0:
                 continue
-            examples = _load_pool(ref, size, cfg)
-            try:
-                check_disjoint(examples, held_out)
-            except DataError as exc:
-                raise DataError(f"training pool {ref!r} overlaps this run's evaluation sets "
-                                f"({', '.join(cfg.eval_sets)}): {exc}") from None
-            pools.append(Pool(re.sub(r"[^A-Za-z0-9_.-]", "-", ref), examples, is_harmful))
+            dropped = 0
+            if cfg.drop_overlap:  # the subset is drawn from what is left, so the pool keeps its size
+                everything = _load_pool(ref, None, cfg)
+                kept = drop_overlap(everything, held_out)
+                dropped = len(everything) - len(kept)
+                if not kept:
+                    raise DataError(f"training pool {ref!r}: every prompt is in this run's evaluation sets "
+                                    f"({', '.join(cfg.eval_sets)}); choose another training pool")
+                examples = subsample(kept, size, cfg.data_seed)
+            else:
+                examples = _load_pool(ref, size, cfg)
+                try:
+                    check_disjoint(examples, held_out)
+                except DataError as exc:
+                    raise DataError(f"training pool {ref!r} overlaps this run's evaluation sets "
+                                    f"({', '.join(cfg.eval_sets)}): {exc}") from None
+            pools.append(Pool(re.sub(r"[^A-Za-z0-9_.-]", "-", ref), examples, is_harmful, dropped))
     return pools
 
 
@@ -202,8 +215,6 @@ def teacher_candidates(cfg: AlignConfig) -> tuple[list[dict[str, Any]], int]:
     held_out = _held_out(cfg)
     everything = _load_pool(cfg.teacher, None, cfg)
     kept = drop_overlap(everything, held_out)
-    from thinksafe.data.loading import subsample
-
     out = []
     for ex in subsample(kept, cfg.harmful_size, cfg.data_seed):
         text = ex.metadata.get("teacher_response") or ""
@@ -303,6 +314,8 @@ class AlignRun:
             teacher, dropped = teacher_candidates(cfg)
             candidates = teacher + candidates
             extra["teacher_dropped_for_overlap"] = dropped
+        if cfg.drop_overlap:
+            extra["pool_dropped_for_overlap"] = {p.name: p.dropped_for_overlap for p in self.pools}
         _rewrite(path, candidates)
         stage.write("complete", extra={"candidates": len(candidates), **extra})
         return candidates

@@ -184,3 +184,24 @@ def test_the_cli_names_a_bad_stage_and_exits_2(tmp_path):
 
     result = CliRunner().invoke(app, ["align", "bogus", "--run", str(tmp_path / "r")])
     assert result.exit_code != 0 and "bogus" in str(result.exception or result.output)
+
+
+@needs_data
+def test_the_cli_refuses_an_overlapping_pool_or_drops_its_shared_prompts(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from thinksafe.cli import app
+
+    args = ["align", "generate", "--harmful", "advbench", "--harmful-size", "520", "--benign-size", "0",
+            "--model", "smollm2-135m-instruct"]
+    # (the console entry point turns these errors into a message and exit 2: test_cli.py)
+    refused = CliRunner().invoke(app, [*args, "--run", str(tmp_path / "a"), "--eval-set", "strongreject"])
+    assert isinstance(refused.exception, DataError) and "--drop-overlap" in str(refused.exception)
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["drop_overlap"] is False
+    # with --drop-overlap the option reaches the run's config (here every prompt is held out, named as such)
+    emptied = CliRunner().invoke(app, [*args, "--run", str(tmp_path / "b"), "--eval-set", "advbench", "--drop-overlap"])
+    assert isinstance(emptied.exception, DataError)
+    assert "every prompt is in this run's evaluation sets" in str(emptied.exception)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["drop_overlap"] is True

@@ -332,6 +332,9 @@ def align(
     harmful_size: Optional[int] = typer.Option(None, "--harmful-size", help="harmful prompts in all (default 128)"),
     benign_size: Optional[int] = typer.Option(None, "--benign-size", help="benign prompts in all (default 128)"),
     eval_set: list[str] = typer.Option([], "--eval-set", help="a set this run is evaluated on, repeatable"),
+    drop_overlap: Optional[bool] = typer.Option(None, "--drop-overlap/--refuse-overlap",
+                                                help="leave out training prompts an evaluation set holds, or refuse the "
+                                                     "pool (default)"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="override the preset's"),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="override the preset's"),
     kl_benign: Optional[bool] = typer.Option(None, "--kl-benign/--no-kl-benign", help="the paper's KL variant on benign pairs"),
@@ -349,7 +352,7 @@ def align(
 
     flags = {"model": model, "recipe": recipe, "template": template, "preset": preset,
              "harmful": harmful or None, "benign": benign or None, "harmful_size": harmful_size,
-             "benign_size": benign_size, "eval_sets": eval_set or None, "learning_rate": learning_rate,
+             "benign_size": benign_size, "eval_sets": eval_set or None, "drop_overlap": drop_overlap, "learning_rate": learning_rate,
              "epochs": epochs, "kl_benign": kl_benign, "data_seed": data_seed, "data_path": str(data_path) if data_path else None,
              "harmful_pairs": harmful_pairs, "benign_pairs": benign_pairs,
              "select": parse_judge_options(select, flag="--select") or None}

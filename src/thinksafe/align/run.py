@@ -192,7 +192,8 @@ def load_pools(cfg: AlignConfig) -> list[Pool]:
                     check_disjoint(examples, held_out)
                 except DataError as exc:
                     raise DataError(f"training pool {ref!r} overlaps this run's evaluation sets "
-                                    f"({', '.join(cfg.eval_sets)}): {exc}") from None
+                                    f"({', '.join(cfg.eval_sets)}): {exc} (`thinksafe align --drop-overlap` "
+                                    "leaves them out)") from None
             pools.append(Pool(re.sub(r"[^A-Za-z0-9_.-]", "-", ref), examples, is_harmful, dropped))
     return pools
 

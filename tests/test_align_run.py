@@ -199,9 +199,22 @@ def test_the_cli_refuses_an_overlapping_pool_or_drops_its_shared_prompts(tmp_pat
     # (the console entry point turns these errors into a message and exit 2: test_cli.py)
     refused = CliRunner().invoke(app, [*args, "--run", str(tmp_path / "a"), "--eval-set", "strongreject"])
     assert isinstance(refused.exception, DataError) and "--drop-overlap" in str(refused.exception)
-    assert json.loads((tmp_path / "a" / "config.json").read_text())["drop_overlap"] is False
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["drop_overlap"] is None  # refuse
     # with --drop-overlap the option reaches the run's config (here every prompt is held out, named as such)
     emptied = CliRunner().invoke(app, [*args, "--run", str(tmp_path / "b"), "--eval-set", "advbench", "--drop-overlap"])
     assert isinstance(emptied.exception, DataError)
     assert "every prompt is in this run's evaluation sets" in str(emptied.exception)
     assert json.loads((tmp_path / "b" / "config.json").read_text())["drop_overlap"] is True
+
+
+def test_a_run_folder_written_before_drop_overlap_existed_still_opens(tmp_path):
+    from thinksafe.report.manifest import pin_config
+
+    before = _cfg().to_dict()
+    before.pop("drop_overlap")
+    (tmp_path / "config.json").write_text(json.dumps(before))
+    pin_config(tmp_path, _cfg().to_dict(), what="an alignment run", flag="--run")  # the default reads as unset
+    with pytest.raises(ConfigError, match="drop_overlap: None there, True now"):
+        pin_config(tmp_path, _cfg(drop_overlap=True).to_dict(), what="an alignment run", flag="--run")
+    with pytest.raises(ConfigError, match="drop_overlap must be true or false"):
+        _cfg(drop_overlap="yes")

@@ -222,7 +222,8 @@ def choose_sets(data_path: str | None,
     from thinksafe.data.sources import resolve
 
     out: dict[str, dict[str, Any]] = {}
-    for role, (use, candidates) in SET_ROLES.items():
+    for role in sorted(SET_ROLES, key=lambda r: r != "orr"):  # the ORR set first: what is evaluated depends on it
+        use, candidates = SET_ROLES[role]
         skip: set[str] = set()
         if role.startswith("train_") and evaluated is not None:
             skip = {ref.partition(":")[0] for ref in evaluated(out["orr"]["benchmark"])}

@@ -69,8 +69,9 @@ class AlignConfig:
     teacher: str = field(default="star1", metadata={"help": "teacher trace set of the teacher recipe"})
     eval_sets: list[str] = field(default_factory=lambda: ["harmbench", "xstest_safe", "gsm8k:test"],
                                  metadata={"help": "sets this run is evaluated on: no training prompt may be in them"})
-    drop_overlap: bool = field(default=False, metadata={
-        "help": "leave out training prompts an evaluation set holds (counted) instead of refusing the pool"})
+    drop_overlap: bool | None = field(default=None, metadata={
+        "help": "leave out training prompts an evaluation set holds (counted) instead of refusing the pool "
+                "(None, the default, refuses: a folder written before this field reads it as None)"})
     data_path: str | None = field(default=None, metadata={"help": "a folder laid out like shared/data"})
     data_seed: int = field(default=0, metadata={"help": "seed of the pools' subsets"})
     asr_judge: str = field(default="objective", metadata={"help": "judge of harmful compliance"})
@@ -112,6 +113,8 @@ class AlignConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ConfigError(f"{name} must be a non-negative integer or None, got {value!r}")
+        if self.drop_overlap is not None and not isinstance(self.drop_overlap, bool):
+            raise ConfigError(f"drop_overlap must be true or false, got {self.drop_overlap!r}")
         if self.select is not None and not isinstance(self.select, dict):
             raise ConfigError(f"select must be a mapping of selection settings, got {self.select!r}")
         self.select_config  # bad selection settings fail here, naming the field
@@ -178,7 +181,7 @@ def load_pools(cfg: AlignConfig) -> list[Pool]:
             if size == 0:
                 continue
             dropped = 0
-            if cfg.drop_overlap:  # the subset is drawn from what is left, so the pool keeps its size
+            if cfg.drop_overlap:  # the subset is drawn from what is left: the pool keeps its size if the set can
                 everything = _load_pool(ref, None, cfg)
                 kept = drop_overlap(everything, held_out)
                 dropped = len(everything) - len(kept)
@@ -186,6 +189,9 @@ def load_pools(cfg: AlignConfig) -> list[Pool]:
                     raise DataError(f"training pool {ref!r}: every prompt is in this run's evaluation sets "
                                     f"({', '.join(cfg.eval_sets)}); choose another training pool")
                 examples = subsample(kept, size, cfg.data_seed)
+                if len(examples) < size:
+                    log.warning("training pool %s holds %d usable prompts, fewer than the %d asked for",
+                                ref, len(examples), size)
             else:
                 examples = _load_pool(ref, size, cfg)
                 try:

@@ -190,3 +190,23 @@ def test_mcnemar_and_the_bootstrap_of_a_difference_on_fixtures():
     same = _bootstrap(_auroc_of, _auroc_of, clean, clean, 400, 0)
     assert same[0] <= 0 <= same[1]
     assert _bootstrap(_auroc_of, _auroc_of, [[(1, 0.5)]], [[(1, 0.5)]], 50, 0) is None  # one class: no interval
+
+
+def test_the_report_shows_each_differences_interval_or_p_value(tmp_path, monkeypatch):
+    """A bootstrap row shows its 95% interval and a paired row its p; none shows an empty ``p =``."""
+    from thinksafe.report import build
+    from thinksafe.report.contrast import _row
+
+    rows = [_row("flip rate at 20%", 0.09, 0.24, test="bootstrap of the difference (prompts)", ci=[0.02, 0.29], n=[50, 50]),
+            _row("harmbench asr", 0.26, 0.15, test="McNemar (exact)", p_value=0.0433, n=100),
+            _row("performative share of stance changes", None, None, test="Fisher exact", n=[0, 0])]
+    real = build.collect
+    monkeypatch.setattr(build, "collect", lambda d: real(d) | {"contrasts": {"thinksafe vs base": {"rows": rows}}})
+    (tmp_path / "config.json").write_text(json.dumps({"model": "m", "recipes": ["thinksafe"]}))
+    build.build_report(tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    table = html[html.index('class="contrast-table"'):]
+    table = table[:table.index("</table>")]
+    cells = [c.split("</td>")[0] for c in table.split("<td>")[1:]]
+    assert "[0.020, 0.290]" in cells and "p = 0.043" in cells and "–" in cells
+    assert not any(c.strip() == "p =" for c in cells)

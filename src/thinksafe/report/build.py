@@ -156,12 +156,14 @@ def deliberation_plot(metrics: dict[str, Any]) -> str | None:
     for ax, (key, title) in zip(axes, DELIBERATION_PANELS):
         for i, (name, d) in enumerate(sides):
             value = d.get(key)
-            if value is None:
+            if value is None:  # e.g. no stance change seen, so no performative share: say so, not a blank
+                ax.text(i, 0.02, "not\nmeasured", ha="center", va="bottom", fontsize=7, color="0.4")
                 continue
             ci = d.get(f"{key}_ci")
             err = [[value - ci[0]], [ci[1] - value]] if ci and None not in ci else None
             ax.bar([i], [value], yerr=err, capsize=4, color=f"C{i}")
         ax.set_xticks(range(len(sides)), [n for n, _ in sides], rotation=20, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, len(sides) - 0.4)
         ax.set_ylim(0, 1.05)
         ax.set_title(title, fontsize=9)
     fig.tight_layout()

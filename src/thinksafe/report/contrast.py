@@ -131,11 +131,12 @@ def _truncation_stat(which: str, ctx: Mapping[str, Any]) -> Any:
 
 def _row(metric: str, a: Any, b: Any, **extra: Any) -> dict[str, Any]:
     diff = None if a is None or b is None else b - a
-    return {"metric": metric, "a": a, "b": b, "diff": diff} | extra
+    return {"metric": metric, "a": a, "b": b, "diff": diff, "p_value": None, "ci": None} | extra
 
 
 def contrast(side_a: str | Path, side_b: str | Path, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Rows ``{metric, a, b, diff, test, p_value | ci, n}`` for every number both sides have."""
+    """Rows ``{metric, a, b, diff, test, p_value, ci, n}`` for every number both sides have (``p_value`` for the
+    paired and Fisher tests, ``ci`` for the bootstrap ones; the other is None)."""
     from thinksafe.deliberation.stats import fisher_exact
 
     side_a, side_b = Path(side_a), Path(side_b)

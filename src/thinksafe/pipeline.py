@@ -219,14 +219,14 @@ def choose_sets(data_path: str | None,
     ``evaluated`` maps the chosen over-refusal set to every set the run evaluates on; a training
     role never takes one of those (a run that evaluates on AdvBench does not train on it)."""
     from thinksafe.data import BENCHMARKS
+    from thinksafe.data.loading import parse_ref
     from thinksafe.data.sources import resolve
 
     out: dict[str, dict[str, Any]] = {}
+    evaluated_names: set[str] = set()  # filled once the ORR set is chosen
     for role in sorted(SET_ROLES, key=lambda r: r != "orr"):  # the ORR set first: what is evaluated depends on it
         use, candidates = SET_ROLES[role]
-        skip: set[str] = set()
-        if role.startswith("train_") and evaluated is not None:
-            skip = {ref.partition(":")[0] for ref in evaluated(out["orr"]["benchmark"])}
+        skip = evaluated_names if role.startswith("train_") else set()
         for name in candidates:
             if name in skip:
                 continue
@@ -243,6 +243,8 @@ def choose_sets(data_path: str | None,
         else:
             tried = ", ".join(f"{c} (evaluated in this run)" if c in skip else c for c in candidates)
             raise DataError(f"no set for {use} resolves locally (tried {tried})")
+        if role == "orr" and evaluated is not None:
+            evaluated_names = {parse_ref(ref)[0] for ref in evaluated(out["orr"]["benchmark"])}
     return out
 
 

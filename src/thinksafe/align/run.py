@@ -30,7 +30,7 @@ from thinksafe.align.templates import STEER_TEMPLATES
 from thinksafe.align.train import TrainConfig, training_row
 from thinksafe.data import load_benchmark
 from thinksafe.data.checks import check_disjoint, drop_overlap
-from thinksafe.data.loading import subsample
+from thinksafe.data.loading import parse_ref, subsample
 from thinksafe.data.records import Example
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.evals.reasoning import REASONING_TASKS
@@ -152,17 +152,12 @@ class AlignConfig:
 # ---------------------------------------------------------------------------------------- pools
 
 
-def _split_ref(ref: str) -> tuple[str, str | None]:
-    name, _, split = ref.partition(":")
-    return name, split or None
-
-
 def _sizes(total: int, n: int) -> list[int]:
     return [total // n + (1 if i < total % n else 0) for i in range(n)]
 
 
 def _load_pool(ref: str, limit: int | None, cfg: AlignConfig) -> list[Example]:
-    name, split = _split_ref(ref)
+    name, split = parse_ref(ref)
     return load_benchmark(name, split=split, path=cfg.data_path, limit=limit, seed=cfg.data_seed)
 
 

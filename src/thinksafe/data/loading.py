@@ -181,7 +181,8 @@ def list_benchmarks(path: str | Path | None = None) -> list[dict[str, Any]]:
     return table
 
 
-def _parse_ref(ref: str) -> tuple[str, str | None]:
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """``benchmark`` or ``benchmark:split`` -> (benchmark, split or None)."""
     name, _, split = ref.partition(":")
     return name, split or None
 
@@ -189,7 +190,7 @@ def _parse_ref(ref: str) -> tuple[str, str | None]:
 def _load_refs(refs: Iterable[str], path: str | Path | None) -> list[Example]:
     out: list[Example] = []
     for ref in [refs] if isinstance(refs, str) else refs:
-        name, split = _parse_ref(ref)
+        name, split = parse_ref(ref)
         out.extend(load_benchmark(name, split=split, path=path))
     return out
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from thinksafe.data import load_benchmark
+from thinksafe.data.loading import parse_ref
 from thinksafe.data.records import Example
 from thinksafe.deliberation.chunks import char_to_tokens, chunk_trace, judge_stances, stance_changes
 from thinksafe.deliberation.probes import ProbeConfig, cross_validate, summarize, text_probe
@@ -181,8 +182,8 @@ class DeliberationRun:
         out = []
         for refs, harmful in ((self.cfg.harmful, True), (self.cfg.benign, False)):
             for ref, size in zip(refs, _sizes(self.cfg.limit, len(refs))):
-                name, _, split = ref.partition(":")
-                examples = load_benchmark(name, split=split or None, path=self.cfg.data_path, limit=size,
+                name, split = parse_ref(ref)
+                examples = load_benchmark(name, split=split, path=self.cfg.data_path, limit=size,
                                           seed=self.cfg.data_seed)
                 out.append((_pool_name(ref), harmful, examples))
         self._pools = out

@@ -39,7 +39,7 @@ chromium:
 
 # the whole suite, real embedded models included (what CI runs)
 test: $(STAMP) chromium
-	$(PY) -m pytest --runslow $(PYTEST_ARGS)
+	$(PY) -m pytest --runslow --durations=25 $(PYTEST_ARGS)
 
 # the quick loop: skips tests marked slow
 test-fast: $(STAMP)

@@ -18,8 +18,8 @@ from thinksafe.align.filter import filter_candidates
 from thinksafe.align.generate import Pool, generate_candidates
 from thinksafe.align.perplexity import response_perplexity
 from thinksafe.data import load_benchmark
-from thinksafe.generation.backend import make_backend
 from thinksafe.generation.config import GenerationConfig
+from thinksafe.generation.registry import make_backend
 from thinksafe.judges import DEFAULT_JUDGE, REFUSAL_JUDGE, make_judge
 from thinksafe.models.loader import load_model
 

@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 from thinksafe.data import load_benchmark
-from thinksafe.generation.backend import GenerateRequest, Sampling, make_backend
+from thinksafe.generation.backend import GenerateRequest, Sampling
 from thinksafe.generation.cache import GenerationCache
 from thinksafe.generation.config import GenerationConfig
 from thinksafe.generation.engine import Engine
+from thinksafe.generation.registry import make_backend
 from thinksafe.models.formats import render_prompt
 from thinksafe.models.loader import load_model
 

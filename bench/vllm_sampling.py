@@ -10,7 +10,8 @@ import argparse
 import time
 
 from thinksafe.data import load_benchmark
-from thinksafe.generation.backend import GenerateRequest, Sampling, make_backend
+from thinksafe.generation.backend import GenerateRequest, Sampling
+from thinksafe.generation.registry import make_backend
 from thinksafe.models.formats import render_prompt
 from thinksafe.models.loader import load_model
 

@@ -208,7 +208,7 @@ def test_the_cli_refuses_an_overlapping_pool_or_drops_its_shared_prompts(tmp_pat
 
 
 def test_a_run_folder_written_before_drop_overlap_existed_still_opens(tmp_path):
-    from thinksafe.report.manifest import pin_config
+    from thinksafe.manifest import pin_config
 
     before = _cfg().to_dict()
     before.pop("drop_overlap")

@@ -171,25 +171,16 @@ def test_the_select_stage_keeps_the_planted_decisive_traces_and_trains_on_them(t
     assert sum(p["harmful"] for p in capped.pairs()) == min(1, len(want))
 
 
-def test_mcnemar_and_the_bootstrap_of_a_difference_on_fixtures():
-    import numpy as np
-
-    from thinksafe.report.contrast import _auroc_of, _bootstrap, mcnemar_events
+def test_mcnemar_events_on_fixtures():
+    """The report's paired test of a headline (the bootstrap of a difference is in ``test_stats.py``)."""
+    from thinksafe.report.contrast import mcnemar_events
 
     a = {f"p{i}": i < 10 for i in range(30)}  # 10 events
     b = {f"p{i}": 8 <= i < 12 for i in range(30)}  # 4 events: 8 only in a (0..7), 2 only in b (10, 11)
     t = mcnemar_events(a, b)
-    assert (t["only_a"], t["only_b"], t["n_paired"]) == (8, 2, 30)
+    assert (t["only_a"], t["only_b"], t["n_paired"]) == (8, 2, 30) and t["test"] == "McNemar (exact)"
     assert t["p_value"] == pytest.approx(2 * (1 + 10 + 45) / 1024)  # two-sided exact binomial, by hand
     assert t["a"] == pytest.approx(10 / 30) and t["b"] == pytest.approx(4 / 30)
-    rng = np.random.default_rng(0)
-    noise = [[(int(y), float(s))] for y, s in zip(rng.integers(0, 2, 60), rng.random(60))]
-    clean = [[(y, y + 0.1 * float(s))] for y, s in zip([0, 1] * 30, rng.random(60))]
-    ci = _bootstrap(_auroc_of, _auroc_of, noise, clean, 400, 0)
-    assert ci is not None and ci[0] > 0.2 and ci[1] <= 1.0  # a planted gain: the interval excludes 0
-    same = _bootstrap(_auroc_of, _auroc_of, clean, clean, 400, 0)
-    assert same[0] <= 0 <= same[1]
-    assert _bootstrap(_auroc_of, _auroc_of, [[(1, 0.5)]], [[(1, 0.5)]], 50, 0) is None  # one class: no interval
 
 
 def test_the_report_shows_each_differences_interval_or_p_value(tmp_path, monkeypatch):

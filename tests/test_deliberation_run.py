@@ -20,8 +20,8 @@ from thinksafe.deliberation.run import (
     truncation_report,
 )
 from thinksafe.errors import ConfigError, UnknownNameError
-from thinksafe.evals.metrics import wilson_interval
 from thinksafe.generation.config import GenerationConfig
+from thinksafe.stats import wilson_interval
 
 needs_data = pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
 
@@ -88,7 +88,7 @@ def test_bootstrap_ci_matches_scipy_on_a_mean():
     import numpy as np
     from scipy.stats import bootstrap
 
-    from thinksafe.deliberation.stats import bootstrap_ci
+    from thinksafe.stats import bootstrap_statistic_ci as bootstrap_ci
 
     x = np.random.default_rng(3).normal(size=80).tolist()
     ours = bootstrap_ci(x, lambda s: float(np.mean(s)), n_resamples=4000, seed=1)

@@ -16,9 +16,7 @@ from thinksafe.evals import (
     accuracy,
     aime_correct,
     attack_success_rate,
-    bootstrap_ci,
     build_metrics,
-    clustered_mean,
     extract_aime_answer,
     extract_gsm8k_answer,
     extract_math_answer,
@@ -184,50 +182,6 @@ def test_aime_extraction():
 
 
 # ---------------------------------------------------------------------------------------------
-# bootstrap
-# ---------------------------------------------------------------------------------------------
-
-
-def test_bootstrap_contains_mean_and_is_deterministic():
-    values = [1.0] * 30 + [0.0] * 70
-    low, high = bootstrap_ci(values, seed=3)
-    assert low < 0.3 < high
-    assert bootstrap_ci(values, seed=3) == (low, high)
-    assert bootstrap_ci(values, seed=4) != (low, high)
-
-
-def test_bootstrap_narrows_with_n():
-    small = bootstrap_ci([1.0, 0.0] * 10)
-    large = bootstrap_ci([1.0, 0.0] * 1000)
-    assert (large[1] - large[0]) < (small[1] - small[0]) / 3
-
-
-def test_bootstrap_edge_cases():
-    assert bootstrap_ci([1.0]) == (1.0, 1.0)
-    assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
-    with pytest.raises(ValueError):
-        bootstrap_ci([])
-    with pytest.raises(ValueError):
-        bootstrap_ci([1.0, 0.0], alpha=1.5)
-
-
-def test_cluster_bootstrap_resamples_prompts():
-    # 10 prompts x 20 samples, each prompt all-right or all-wrong: 10 independent units, not 200.
-    values, clusters = [], []
-    for p in range(10):
-        values += [float(p % 2)] * 20
-        clusters += [p] * 20
-    naive = bootstrap_ci(values)
-    clustered = bootstrap_ci(values, clusters=clusters)
-    assert clustered_mean(values, clusters) == pytest.approx(0.5)
-    assert (clustered[1] - clustered[0]) > 2 * (naive[1] - naive[0])
-    # the statistic is the mean of per-prompt means: unequal sample counts do not reweight prompts
-    assert clustered_mean([1.0, 0.0, 0.0, 0.0], ["a", "b", "b", "b"]) == pytest.approx(0.5)
-    with pytest.raises(ValueError):
-        bootstrap_ci([1.0, 0.0], clusters=["a"])
-
-
-# ---------------------------------------------------------------------------------------------
 # metrics on fixture records
 # ---------------------------------------------------------------------------------------------
 
@@ -306,12 +260,10 @@ def test_all_refused_set_has_an_honest_interval():
     assert res.n == 20 and res.ci_high > 0.1 and res.extra["interval"] == "wilson-over-prompts"
 
 
-def test_wilson_matches_statsmodels_formula_and_clustered_bootstrap_is_used_for_samples():
-    from thinksafe.evals.metrics import rate_interval, wilson_interval
+def test_clustered_bootstrap_is_used_for_samples():
+    """Several samples per prompt: the prompt bootstrap (Wilson itself is tested in ``test_stats.py``)."""
+    from thinksafe.evals.metrics import rate_interval
 
-    low, high = wilson_interval(3, 10)
-    assert low == pytest.approx(0.1078, abs=1e-3) and high == pytest.approx(0.6032, abs=1e-3)
-    assert wilson_interval(0, 20)[1] == pytest.approx(0.1611, abs=1e-3)
     values = [1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
     low, high, method = rate_interval(values, ["a", "a", "b", "b", "c", "c"])
     assert method == "prompt-bootstrap" and low < 0.5 < high

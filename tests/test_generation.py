@@ -360,15 +360,15 @@ def test_backend_settings_are_checked_before_anything_loads():
 
 
 def test_auto_backend_falls_back_to_transformers(tiny_loaded, monkeypatch):
-    from thinksafe.generation import backend
+    from thinksafe.generation import registry
 
-    monkeypatch.setattr(backend, "_VLLM_OK", [False])
-    assert backend.resolve_backend("auto") == "transformers"
+    monkeypatch.setattr(registry, "_VLLM_OK", [False])
+    assert registry.resolve_backend("auto") == "transformers"
     with pytest.raises(ConfigError, match="not installed"):
-        backend.resolve_backend("vllm")
-    monkeypatch.setattr(backend, "_VLLM_OK", [True])
-    assert backend.resolve_backend("auto") == "vllm"
-    assert backend.resolve_backend("auto", tiny_loaded) == "transformers"  # an in-memory model: no checkpoint
+        registry.resolve_backend("vllm")
+    monkeypatch.setattr(registry, "_VLLM_OK", [True])
+    assert registry.resolve_backend("auto") == "vllm"
+    assert registry.resolve_backend("auto", tiny_loaded) == "transformers"  # an in-memory model: no checkpoint
 
 
 def test_bad_word_sequences_cover_every_spelling_of_a_tag(smollm_tokenizer):

@@ -31,7 +31,7 @@ def test_presets_fill_each_stage_and_user_fields_win():
     quick_de = RunConfig(out="x").stage_config("deliberation", sets)
     for name in ("harmbench", "thinksafe_sensitive"):
         entry = next(e for e in quick.entries() if e.benchmark == name)
-        assert _entry_config(quick.generation, entry).identity() == quick_de.generation.identity()
+        assert _entry_config(quick, entry).identity() == quick_de.generation.identity()
         assert _entry_limit(entry, quick.limit_scale) == quick_de.limit
     assert RunConfig(out="x").recipes == ["thinksafe"]
     assert set(RunConfig(out="x", preset="paper").recipes) == {"thinksafe", "rejection", "teacher", "direct-refusal"}

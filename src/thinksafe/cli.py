@@ -6,13 +6,19 @@ import errno
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from thinksafe.errors import ThinksafeError
+from thinksafe.align.run import AlignConfig
+from thinksafe.cli_options import flags_for, parse_pairs, with_flags
+from thinksafe.deliberation.run import DeliberationConfig
+from thinksafe.errors import ConfigError, ThinksafeError
+from thinksafe.evals.runner import EvalJob
+from thinksafe.generation.stage import GenerateJob
+from thinksafe.pipeline import RunConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure and align safety deliberation in reasoning LMs.")
 models_app = typer.Typer(no_args_is_help=True, help="Embedded and user models.")
@@ -25,30 +31,38 @@ app.add_typer(judge_app, name="judge")
 console = Console()
 err_console = Console(stderr=True)
 
-ThinkingOpt = typer.Option("auto", "--thinking", help="native | prompted | off | auto (the model's own format)")
 JudgeOptionOpt = typer.Option(
     [], "--judge-option",
     help="KEY=VALUE passed to the judge's config, repeatable; e.g. --judge llm --judge-option "
          "model=/models/Llama-Guard-3-8B --judge-option template=llama_guard",
 )
 
+# The options of generate, eval, align, deliberation and run are generated from their config dataclasses
+# (thinksafe.cli_options): each default and help text is written once, in the dataclass that YAML fills too.
+_GEN_RENAME = {"generation.backend_options": "--backend-option", "generation.stop": "--stop"}
+GENERATE_FLAGS = flags_for(GenerateJob, nested={"generation": ""}, rename=_GEN_RENAME)
+# eval: a suite entry sets its own samples per prompt; the trace and answer budgets are EvalJob's
+# (honoured over every entry's), the generation budgets the fallback for entries that set none
+EVAL_FLAGS = flags_for(EvalJob, nested={"generation": ""},
+                       exclude={"generation.samples", "generation.thinking_budget", "generation.max_new_tokens"},
+                       rename=_GEN_RENAME | {"judge_options": "--judge-option"})
+ALIGN_FLAGS = flags_for(AlignConfig, nested={"generation": ""},
+                        rename=_GEN_RENAME | {"eval_sets": "--eval-set", "drop_overlap": "--drop-overlap/--refuse-overlap"},
+                        exclude={"generation.samples", "generation.steer"})  # the recipe and template steer
+# deliberation: samples per prompt is the config's own field (it sets generation.samples)
+DELIBERATION_FLAGS = flags_for(DeliberationConfig, nested={"generation": "", "probe": "probe", "replay": "replay"},
+                               rename=_GEN_RENAME | {"stance_judge_options": "--stance-judge-option",
+                                                     "fractions": "--fraction"},
+                               exclude={"generation.samples", "generation.steer"})  # it analyses the model unsteered
+RUN_FLAGS = flags_for(RunConfig, rename={"recipes": "--recipe"})
 
-def parse_judge_options(pairs: list[str], flag: str = "--judge-option") -> dict[str, object]:
-    """``["model=/x", "threshold=0.4"]`` -> ``{"model": "/x", "threshold": 0.4}`` (JSON values where they parse)."""
-    import json
 
-    from thinksafe.errors import ConfigError
-
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{flag} takes KEY=VALUE, got {pair!r}.")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
+def build(cls: type, overrides: dict, command: str) -> Any:
+    """``cls(**overrides)``, nested configs included; an unknown field becomes a user error."""
+    try:
+        return cls(**overrides)
+    except TypeError as exc:
+        raise ConfigError(f"{command}: {exc}".replace("__init__() ", "")) from None
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -110,44 +124,14 @@ def data_list(
 
 
 @app.command()
-def generate(
-    model: str = typer.Option("qwen2.5-coder-0.5b-instruct", "--model", help="registry name, .gguf path, folder or hub id"),
-    data: str = typer.Option(..., "--data", help="benchmark name (see `thinksafe data list`)"),
-    out: Path = typer.Option(..., "--out", help="output folder (records.jsonl, manifest.json)"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="a seeded random subset of this many prompts"),
-    split: Optional[str] = typer.Option(None, "--split", help="benchmark split, e.g. gsm8k train|test"),
-    data_path: Optional[Path] = typer.Option(None, "--data-path", help="explicit data file or folder"),
-    adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT adapter folder"),
-    steer: bool = typer.Option(False, "--steer", help="prepend the ThinkSafe refusal-steering instruction"),
-    thinking: str = ThinkingOpt,
-    thinking_budget: int = typer.Option(256, "--thinking-budget", help="trace tokens before </think> is forced"),
-    max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="answer tokens after </think>"),
-    temperature: float = typer.Option(0.6, "--temperature", help="0 is greedy"),
-    top_p: float = typer.Option(0.95, "--top-p"),
-    top_k: int = typer.Option(0, "--top-k", help="0 disables"),
-    samples: int = typer.Option(1, "--samples", help="samples per prompt"),
-    seed: int = typer.Option(0, "--seed", help="sampling seed (also the subset seed)"),
-    batch_size: int = typer.Option(32, "--batch-size", help="prompts decoded together (speed only)"),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 where the hardware has it) | float32 | bfloat16 | float16"),
-    backend: str = typer.Option("auto", "--backend", help="vllm | transformers | auto (vllm where installed)"),
-    backend_option: list[str] = typer.Option(
-        [], "--backend-option", help="KEY=VALUE for the backend, repeatable, e.g. tensor_parallel_size=2"
-    ),
-) -> None:
+@with_flags(GENERATE_FLAGS)
+def generate(overrides: dict) -> None:
     """Generate responses for a benchmark: cached, resumable, one JSON record per sample."""
-    from thinksafe.generation.config import GenerationConfig
-    from thinksafe.generation.stage import GenerateJob, run_generate
+    from thinksafe.generation.stage import run_generate
 
-    gen = GenerationConfig(
-        thinking=thinking, thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, temperature=temperature,
-        top_p=top_p, top_k=top_k, seed=seed, samples=samples, steer=steer, batch_size=batch_size, dtype=dtype,
-        backend=backend, backend_options=parse_judge_options(backend_option, flag="--backend-option"),
-    )
-    job = GenerateJob(
-        model=model, data=data, out=str(out), limit=limit, data_seed=seed, split=split,
-        data_path=str(data_path) if data_path else None, adapter=str(adapter) if adapter else None, generation=gen,
-    )
+    job = build(GenerateJob, overrides, "generate")
     records = run_generate(job)
+    out = Path(job.out)
     closed = sum(1 for r in records if r.trace_closed)
     forced = sum(1 for r in records if r.forced_close)
     console.print(
@@ -179,7 +163,7 @@ def judge(
     from thinksafe.judges.apply import judge_file
 
     target = out or in_path.with_name(in_path.stem + ".judged.jsonl")
-    judge_obj = make_judge(judge_name or DEFAULT_JUDGE, **parse_judge_options(judge_option))
+    judge_obj = make_judge(judge_name or DEFAULT_JUDGE, **parse_pairs(judge_option, "--judge-option"))
     judged = judge_file(in_path, judge_obj, target, include_trace=include_trace, batch_size=batch_size)
     counts = Counter(r["verdict"]["label"] for r in judged)
     console.print(f"[green]{len(judged)} verdicts[/green] in {target}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -203,10 +187,9 @@ def judge_calibrate(
                                    "flips it, against its error rate"),
 ) -> None:
     """Accuracy, F1, Cohen's kappa and ms/item against human labels, on rows the judge was not fitted on."""
-    from thinksafe.errors import ConfigError
     from thinksafe.judges import run_calibration, run_set_calibration
 
-    options = parse_judge_options(judge_option)
+    options = parse_pairs(judge_option, "--judge-option")
     if data:
         if sets or split != "heldout" or injection:
             raise ConfigError("--data (XSTest files) cannot be combined with --set, --split or --injection; "
@@ -251,53 +234,16 @@ def judge_fit(
 
 
 @app.command("eval")
-def eval_(
-    model: str = typer.Option("qwen2.5-coder-0.5b-instruct", "--model", help="registry name, .gguf path, folder or hub id"),
-    suite: str = typer.Option("quick", "--suite", help="quick | paper"),
-    out: Path = typer.Option(..., "--out", help="output folder (metrics.json, per-benchmark records)"),
-    adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT adapter folder to evaluate"),
-    judge: str = typer.Option("", "--judge", help="judge name (default: the suite's, else the calibrated default)"),
-    judge_option: list[str] = JudgeOptionOpt,
-    include_trace: bool = typer.Option(
-        False, "--include-trace", help="a judge that decides 'carried out' also judges the trace on its own"
-    ),
-    thinking: str = ThinkingOpt,
-    thinking_budget: int = typer.Option(
-        256, "--thinking-budget", help="trace tokens before </think> is forced (a suite entry may set its own)"
-    ),
-    max_new_tokens: int = typer.Option(
-        192, "--max-new-tokens", help="answer tokens after </think> (a suite entry may set its own)"
-    ),
-    temperature: float = typer.Option(0.6, "--temperature", help="0 is greedy"),
-    seed: int = typer.Option(0, "--seed", help="sampling and subset seed"),
-    data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
-    limit_scale: float = typer.Option(1.0, "--limit-scale", help="multiply every suite limit (e.g. 0.25 for a smoke run)"),
-    batch_size: int = typer.Option(32, "--batch-size", help="prompts decoded together (speed only)"),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 where the hardware has it) | float32 | bfloat16 | float16"),
-    backend: str = typer.Option("auto", "--backend", help="vllm | transformers | auto (vllm where installed)"),
-    backend_option: list[str] = typer.Option(
-        [], "--backend-option", help="KEY=VALUE for the backend, repeatable, e.g. tensor_parallel_size=2"
-    ),
-) -> None:
+@with_flags(EVAL_FLAGS)
+def eval_(overrides: dict) -> None:
     """Evaluate a model (optionally with an adapter) on a suite: ASR, ORR, accuracy with 95% CIs."""
-    from thinksafe.evals.runner import EvalJob, run_eval
+    from thinksafe.evals.runner import run_eval
     from thinksafe.evals.schema import render_table
-    from thinksafe.generation.config import GenerationConfig
 
-    gen = GenerationConfig(
-        thinking=thinking, thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, temperature=temperature,
-        seed=seed, batch_size=batch_size, dtype=dtype, backend=backend,
-        backend_options=parse_judge_options(backend_option, flag="--backend-option"),
-    )
-    job = EvalJob(
-        model=model, suite=suite, out=str(out), adapter=str(adapter) if adapter else None, judge=judge,
-        judge_options=parse_judge_options(judge_option), include_trace=include_trace,
-        data_path=str(data_path) if data_path else None, data_seed=seed,
-        limit_scale=limit_scale, generation=gen,
-    )
+    job = build(EvalJob, overrides, "eval")
     metrics = run_eval(job)
     console.print(render_table(metrics))
-    console.print(f"metrics: {out / 'metrics.json'}")
+    console.print(f"metrics: {Path(job.out) / 'metrics.json'}")
 
 
 @app.command("compare")
@@ -311,7 +257,7 @@ def compare(
 
     from thinksafe.evals.compare import compare_evals, render_markdown
 
-    others = parse_judge_options(other, flag="--with")
+    others = parse_pairs(other, "--with")
     table = compare_evals(base, {k: str(v) for k, v in others.items()})
     console.print(render_markdown(table), highlight=False, soft_wrap=True)
     if out is not None:
@@ -319,96 +265,33 @@ def compare(
 
 
 @app.command("align")
+@with_flags(ALIGN_FLAGS)
 def align(
+    overrides: dict,
     stage: str = typer.Argument(..., help="generate | filter | select | train | perplexity | all"),
     run_dir: Path = typer.Option(..., "--run", help="run folder (later stages need only this)"),
-    model: Optional[str] = typer.Option(None, "--model", help="model name or path (default: the embedded Qwen)"),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="thinksafe | rejection | teacher | direct-refusal | "
-                                         "thinksafe-deliberate | thinksafe-analyse-first"),
-    template: Optional[str] = typer.Option(None, "--template", help="prefix | suffix | intent-reminder"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="paper | small-data (default)"),
-    harmful: list[str] = typer.Option([], "--harmful", help="harmful pool, repeatable (default advbench, wildjailbreak)"),
-    benign: list[str] = typer.Option([], "--benign", help="benign pool, repeatable (default or_bench, gsm8k:train)"),
-    harmful_size: Optional[int] = typer.Option(None, "--harmful-size", help="harmful prompts in all (default 128)"),
-    benign_size: Optional[int] = typer.Option(None, "--benign-size", help="benign prompts in all (default 128)"),
-    eval_set: list[str] = typer.Option([], "--eval-set", help="a set this run is evaluated on, repeatable"),
-    drop_overlap: Optional[bool] = typer.Option(None, "--drop-overlap/--refuse-overlap",
-                                                help="leave out training prompts an evaluation set holds, or refuse the "
-                                                     "pool (default)"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="override the preset's"),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="override the preset's"),
-    kl_benign: Optional[bool] = typer.Option(None, "--kl-benign/--no-kl-benign", help="the paper's KL variant on benign pairs"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="sampling and training seed"),
-    data_seed: Optional[int] = typer.Option(None, "--data-seed", help="seed of the pools' subsets"),
-    data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
-    backend: Optional[str] = typer.Option(None, "--backend", help="vllm | transformers | auto"),
-    harmful_pairs: Optional[int] = typer.Option(None, "--harmful-pairs", help="train on at most this many harmful pairs"),
-    benign_pairs: Optional[int] = typer.Option(None, "--benign-pairs", help="train on at most this many benign pairs"),
-    select: list[str] = typer.Option([], "--select", help="KEY=VALUE selection setting of a selecting recipe "
-                                     "(samples, full_min, early_max, early_cuts, opening, stance_judge)"),
 ) -> None:
     """ThinkSafe alignment and its baselines: generate, filter, select, train, perplexity (or all), resumable."""
-    from thinksafe.align.run import resolve_config, run_stage
-
-    flags = {"model": model, "recipe": recipe, "template": template, "preset": preset,
-             "harmful": harmful or None, "benign": benign or None, "harmful_size": harmful_size,
-             "benign_size": benign_size, "eval_sets": eval_set or None, "drop_overlap": drop_overlap, "learning_rate": learning_rate,
-             "epochs": epochs, "kl_benign": kl_benign, "data_seed": data_seed, "data_path": str(data_path) if data_path else None,
-             "harmful_pairs": harmful_pairs, "benign_pairs": benign_pairs,
-             "select": parse_judge_options(select, flag="--select") or None}
-    overrides = {k: v for k, v in flags.items() if v is not None}
-    gen = {k: v for k, v in {"seed": seed, "backend": backend}.items() if v is not None}
-    if gen:
-        overrides["generation"] = gen
-    result = run_stage(stage, run_dir, resolve_config(run_dir, overrides))
     import json
 
+    from thinksafe.align.run import resolve_config, run_stage
+
+    result = run_stage(stage, run_dir, resolve_config(run_dir, overrides))
     console.print_json(json.dumps(result, default=str))
 
 
 @app.command("deliberation")
+@with_flags(DELIBERATION_FLAGS)
 def deliberation(
+    overrides: dict,
     out: Path = typer.Option(..., "--out", help="run folder (a rerun needs only this)"),
     stage: str = typer.Option("all", "--stage", help="generate | states | probe | truncation | stance | scorecard | all"),
-    model: Optional[str] = typer.Option(None, "--model", help="model name or path (default: the embedded Qwen)"),
-    adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT adapter folder: analyse base + adapter"),
-    harmful: list[str] = typer.Option([], "--harmful", help="harmful pool, repeatable (default harmbench)"),
-    benign: list[str] = typer.Option([], "--benign", help="benign pool, repeatable (default xstest_safe)"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="prompts per side (default 100)"),
-    samples: Optional[int] = typer.Option(None, "--samples", help="responses per prompt (default 1)"),
-    replays: Optional[int] = typer.Option(None, "--replays", help="answers per stance-change cut, K (default 32)"),
-    truncation_samples: Optional[int] = typer.Option(None, "--truncation-samples", help="answers per truncation (default 8)"),
-    truncation_limit: Optional[int] = typer.Option(None, "--truncation-limit", help="records per side replayed (default all)"),
-    stance_limit: Optional[int] = typer.Option(None, "--stance-limit", help="records per side chunked (default all)"),
-    layers: Optional[str] = typer.Option(None, "--layers", help="first-token layers: all | comma list"),
-    stance_judge: Optional[str] = typer.Option(None, "--stance-judge", help="judge of each chunk's lean (default embedding)"),
-    stance_judge_option: list[str] = typer.Option([], "--stance-judge-option", help="KEY=VALUE for the stance judge"),
-    thinking_budget: Optional[int] = typer.Option(None, "--thinking-budget", help="trace tokens (default 256)"),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="answer tokens (default 96)"),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="sampling temperature (default 0.6)"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="top-k sampling, 0 off (default 20; the eval suites use 0)"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="sampling seed"),
-    data_seed: Optional[int] = typer.Option(None, "--data-seed", help="seed of the prompt subsets"),
-    data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
-    backend: Optional[str] = typer.Option(None, "--backend", help="vllm | transformers | auto"),
 ) -> None:
     """Deliberation analysis: first-token probes, the valley, truncation and stance-change replays."""
     import json
 
     from thinksafe.deliberation.run import resolve_config, run_stage
 
-    flags = {"model": model, "adapter": str(adapter) if adapter else None, "harmful": harmful or None,
-             "benign": benign or None, "limit": limit, "samples": samples, "replays": replays,
-             "truncation_samples": truncation_samples, "truncation_limit": truncation_limit,
-             "stance_limit": stance_limit, "layers": layers, "data_seed": data_seed, "stance_judge": stance_judge,
-             "stance_judge_options": parse_judge_options(stance_judge_option, flag="--stance-judge-option") or None,
-             "data_path": str(data_path) if data_path else None}
-    overrides: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
-    gen = {k: v for k, v in {"seed": seed, "backend": backend, "thinking_budget": thinking_budget,
-                             "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k}.items()
-           if v is not None}
-    if gen:
-        overrides["generation"] = gen
     result = run_stage(out, resolve_config(out, overrides), stage)
     if stage in ("all", "scorecard"):
         console.print_json(json.dumps(result, default=str))
@@ -418,22 +301,23 @@ def deliberation(
 
 
 @app.command()
+@with_flags(RUN_FLAGS)
 def run(
-    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/main)"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="quick | paper | deliberate (default quick)"),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with the same keys as these flags"),
-    model: Optional[str] = typer.Option(None, "--model", help="registry name, .gguf path, folder or hub id"),
-    recipe: list[str] = typer.Option([], "--recipe", help="alignment recipe, repeatable (default: the preset's)"),
-    data_path: Optional[Path] = typer.Option(None, "--data-path", help="a folder laid out like shared/data"),
-    equalize: Optional[bool] = typer.Option(None, "--equalize/--no-equalize",
-                                            help="cap other recipes at the selecting recipe's pair counts (default: the preset's)"),
+    overrides: dict,
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are the run's fields "
+                                          "(those of `--print-config`)"),
+    print_config: bool = typer.Option(False, "--print-config", help="print the resolved configuration of every "
+                                      "stage (preset, file and flags applied) and exit without running"),
 ) -> None:
     """The main job: diagnose -> align -> re-diagnose, and a report (finished stages are skipped)."""
-    from thinksafe.pipeline import load_config, run_main
+    from thinksafe.pipeline import load_config, resolved_config, run_main
 
-    cfg = load_config(config, {"out": str(out) if out else None, "preset": preset, "model": model,
-                               "recipes": list(recipe) or None, "data_path": str(data_path) if data_path else None,
-                               "equalize": equalize})
+    cfg = load_config(config, overrides)
+    if print_config:
+        import yaml
+
+        console.print(yaml.safe_dump(resolved_config(cfg), sort_keys=False), highlight=False, soft_wrap=True)
+        return
     metrics = run_main(cfg, console=console, progress=console.is_terminal)
     console.print(f"report: {Path(cfg.out) / 'report.html'}  metrics: {Path(cfg.out) / 'metrics.json'}")
     if metrics.get("before") and metrics.get("after"):

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ from rich.console import Console
 
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.jsonl import write_json_atomic
+from thinksafe.manifest import pin_config
 from thinksafe.models.registry import DEFAULT_MODEL
 from thinksafe.registry import Registry
-from thinksafe.report.manifest import pin_config
 
 log = logging.getLogger(__name__)
 
@@ -51,46 +51,27 @@ class RunPreset:
     equalize: bool = False
 
 
-RUN_PRESETS: Registry[RunPreset] = Registry("run preset")
-# The quick preset's deliberation samples exactly as the evaluation does (same prompts, seeds,
-# sampling and budgets as the quick suite's safety sets at this scale), so its records come from the
-# generation cache instead of a second decode: about 4 of ~30 minutes per side on a 2-core CPU.
-QUICK_SCALE = 0.4
-_QUICK_SAFETY_N = round(20 * QUICK_SCALE)  # the quick suite's HarmBench / XSTest limit at this scale
-RUN_PRESETS.register("quick", RunPreset(
-    "every section of the report from real but small runs (~30 minutes on a 2-core CPU, default model)",
-    recipes=("thinksafe",),
-    eval={"suite": "quick", "limit_scale": QUICK_SCALE},
-    deliberation={"limit": _QUICK_SAFETY_N, "samples": 1, "layers": "all", "truncation_samples": 2,
-                  "truncation_limit": 3, "replays": 4, "stance_limit": 2, "fractions": [0.2, 0.6],
-                  "generation": {"temperature": 0.6, "top_p": 0.95, "top_k": 0, "thinking_budget": 96,
-                                 "max_new_tokens": 96}},
-    align={"harmful_size": 12, "benign_size": 12, "epochs": 1.0, "perplexity_size": 8},
-))
-RUN_PRESETS.register("paper", RunPreset(
-    "the full sets and the papers' settings: ThinkSafe and its three baselines (hours on a GPU)",
-    recipes=("thinksafe", "rejection", "teacher", "direct-refusal"),
-    eval={"suite": "paper"},
-    deliberation={"limit": 100, "samples": 2, "truncation_limit": 50, "stance_limit": 25},
-    align={"preset": "paper", "harmful_size": 1000, "benign_size": 1000},
-))
+PRESET_DIR = Path(__file__).parent / "presets"
+"""The shipped presets, one YAML file each (``NAME.yaml``); their comments say why each size was chosen."""
 
-# Deliberation-aware alignment against ThinkSafe: the same pool, seeds and settings, equal training
-# sizes, scored on the alignment suite (HarmBench 100, XSTest 100, GSM8K 200) and the deliberation
-# scorecard; the deliberation samples as that suite does, so its records come from the generation cache,
-# and replays a stated subset (25 prompts per side truncated, 15 chunked).
-RUN_PRESETS.register("deliberate", RunPreset(
-    "base, thinksafe and thinksafe-deliberate on one pool with equal training sizes: ASR, ORR, GSM8K and the "
-    "deliberation scorecard, each difference tested (hours on a 2-core CPU)",
-    recipes=("thinksafe", "thinksafe-deliberate"),
-    eval={"suite": "align"},
-    deliberation={"limit": 100, "samples": 1, "truncation_samples": 4, "truncation_limit": 25, "replays": 8,
-                  "stance_limit": 15,
-                  "generation": {"temperature": 0.6, "top_p": 0.95, "top_k": 0, "thinking_budget": 96,
-                                 "max_new_tokens": 96}},
-    align={"harmful_size": 128, "benign_size": 128},
-    equalize=True,
-))
+
+def read_preset(path: Path) -> RunPreset:
+    """A :class:`RunPreset` from its YAML file (keys: description, recipes, eval, deliberation, align, equalize)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    known = {f.name for f in fields(RunPreset)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"preset {path}: unknown keys {unknown}; known: {', '.join(sorted(known))}")
+    for section in SECTIONS:
+        data.setdefault(section, {})
+    return RunPreset(**(data | {"recipes": tuple(data.get("recipes") or ())}))
+
+
+RUN_PRESETS: Registry[RunPreset] = Registry("run preset")
+for _path in sorted(PRESET_DIR.glob("*.yaml")):
+    RUN_PRESETS.register(_path.stem, read_preset(_path))
 
 # role -> (where it is used, candidates in order): the first that resolves locally is taken
 SET_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -106,7 +87,8 @@ class RunConfig:
 
     out: str = field(default="runs/main", metadata={"help": "run folder"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model name or path"})
-    preset: str = field(default="quick", metadata={"help": "quick | paper: the stage defaults"})
+    preset: str = field(default="quick", metadata={
+        "help": "the stage defaults: quick | paper | deliberate (src/thinksafe/presets/NAME.yaml)"})
     recipes: list[str] | None = field(default=None, metadata={"help": "alignment recipes (None: the preset's)"})
     data_path: str | None = field(default=None, metadata={"help": "a folder laid out like shared/data"})
     eval: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvalJob fields over the preset's"})
@@ -208,8 +190,25 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig
         unknown = sorted(set(data) - set(RunConfig.__dataclass_fields__))
         if unknown:
             raise ConfigError(f"{p}: unknown fields {unknown}; known: {', '.join(RunConfig.__dataclass_fields__)}")
-    merged = data | {k: v for k, v in overrides.items() if v is not None}
+    merged = data | {k: v for k, v in overrides.items() if v is not None and k not in SECTIONS}
+    for section in SECTIONS:  # a section's flags merge key by key over the file's
+        if overrides.get(section):
+            merged[section] = dict(data.get(section) or {}) | dict(overrides[section])
     return RunConfig(**merged)
+
+
+def resolved_config(cfg: RunConfig) -> dict[str, Any]:
+    """Everything the run would use: its own fields, the sets each role resolves to here, and each stage's
+    config with the preset, the file and the flags applied (``thinksafe run --print-config``)."""
+    sets = choose_sets(cfg.data_path, evaluated=cfg.evaluated_sets)
+    chosen = {role: s["benchmark"] for role, s in sets.items()}
+    out = cfg.to_dict() | {"sets": {role: f"{s['benchmark']} ({s['source']})" for role, s in sets.items()}}
+    out["eval"] = json.loads(json.dumps(asdict(cfg.stage_config("eval", chosen, out=str(Path(cfg.out) / "before/eval"))),
+                                        default=str))
+    out["deliberation"] = cfg.stage_config("deliberation", chosen).to_dict()
+    out["align"] = {r: json.loads(json.dumps(cfg.stage_config("align", chosen, recipe=r).to_dict(), default=str))
+                    for r in cfg.recipes or []}
+    return out
 
 
 def choose_sets(data_path: str | None,

@@ -36,10 +36,10 @@ from thinksafe.errors import ConfigError, DataError
 from thinksafe.evals.reasoning import REASONING_TASKS
 from thinksafe.generation.config import GenerationConfig
 from thinksafe.jsonl import append_jsonl, read_jsonl, read_resumable, write_json_atomic
+from thinksafe.manifest import Stage, hash_examples, identity_hash, pin_config
 from thinksafe.models.formats import THINK_CLOSE, THINK_OPEN
-from thinksafe.models.loader import LoadedModel, load_model, model_identity
+from thinksafe.models.loader import LoadedModel, load_model
 from thinksafe.models.registry import DEFAULT_MODEL
-from thinksafe.report.manifest import Stage, hash_examples, identity_hash, pin_config
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class AlignRun:
         return self._pools
 
     def _model_identity(self) -> dict[str, Any]:
-        from thinksafe.generation.backend import resolve_backend
+        from thinksafe.generation.registry import model_identity, resolve_backend
 
         return model_identity(self.cfg.model, dtype=self.cfg.generation.dtype,
                               backend=resolve_backend(self.cfg.generation.backend))
@@ -370,7 +370,7 @@ class AlignRun:
     @property
     def backend(self) -> Any:
         if self._backend is None:
-            from thinksafe.generation.backend import backend_for
+            from thinksafe.generation.engine import backend_for
 
             self._backend = backend_for(self.loaded, self.cfg.generation)
         return self._backend

@@ -6,6 +6,8 @@ Youden's J on each training fold), a 500-resample bootstrap interval. One probe 
 (harmful and benign) and scored per pool. Folds keep every sample of a prompt together
 (``StratifiedGroupKFold``): with several samples per prompt, a probe must not be tested on a prompt it
 was trained on. A TF-IDF probe of the prompt text is the baseline: what the prompt alone gives away.
+The Fisher ratio is the untrained measure of the same separability, cheap enough for every position of
+a trace (the paper's "valley").
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from thinksafe.deliberation.stats import auroc, auroc_ci, youden_threshold
 from thinksafe.errors import ConfigError
+from thinksafe.stats import auroc, auroc_ci, youden_threshold
 
 
 @dataclass(frozen=True)
@@ -126,3 +128,21 @@ def summarize(
                       "why": "one class only: the decision never varies here" if len(yy) else "no tested samples"}
         out[name] = entry
     return out
+
+
+def fisher_ratio(states: np.ndarray, labels: Sequence[int]) -> float:
+    """Separability of two classes of states: every dimension z-scored across samples, then
+    ``||mu_1 - mu_0||^2 / (mean_i∈1 ||x_i - mu_1||^2 + mean_i∈0 ||x_i - mu_0||^2)``. NaN without both classes."""
+    x = np.asarray(states, dtype=np.float64)
+    y = np.asarray(labels)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"states must be (samples, dims) matching {len(y)} labels, got {x.shape}")
+    if (y == 1).sum() == 0 or (y == 0).sum() == 0:
+        return float("nan")
+    sd = x.std(axis=0)
+    z = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    a, b = z[y == 1], z[y == 0]
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    within = ((a - mu_a) ** 2).sum(axis=1).mean() + ((b - mu_b) ** 2).sum(axis=1).mean()
+    between = float(((mu_a - mu_b) ** 2).sum())
+    return between / within if within > 0 else float("inf")

@@ -28,16 +28,16 @@ from thinksafe.data import load_benchmark
 from thinksafe.data.loading import parse_ref
 from thinksafe.data.records import Example
 from thinksafe.deliberation.chunks import char_to_tokens, chunk_trace, judge_stances, stance_changes
-from thinksafe.deliberation.probes import ProbeConfig, cross_validate, summarize, text_probe
+from thinksafe.deliberation.probes import ProbeConfig, cross_validate, fisher_ratio, summarize, text_probe
 from thinksafe.deliberation.replay import Cut, ReplaySettings, replay_into
 from thinksafe.deliberation.states import extract_states, load_states, record_key, trace_span
-from thinksafe.deliberation.stats import auroc, fisher_exact, fisher_ratio, holm
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.generation.config import GenerationConfig
 from thinksafe.jsonl import append_jsonl, read_jsonl, read_resumable, write_json_atomic
-from thinksafe.models.loader import LoadedModel, load_model, model_identity
+from thinksafe.manifest import Stage, hash_examples, pin_config
+from thinksafe.models.loader import LoadedModel, load_model
 from thinksafe.models.registry import DEFAULT_MODEL
-from thinksafe.report.manifest import Stage, hash_examples, pin_config
+from thinksafe.stats import auroc, bootstrap_statistic_ci, clustered_mean, fisher_exact, holm, wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class DeliberationRun:
     @property
     def backend(self) -> Any:
         if self._backend is None:
-            from thinksafe.generation.backend import backend_for
+            from thinksafe.generation.engine import backend_for
 
             self._backend = backend_for(self.loaded, self.cfg.generation)
         return self._backend
@@ -190,7 +190,7 @@ class DeliberationRun:
         return out
 
     def _model_identity(self) -> dict[str, Any]:
-        from thinksafe.generation.backend import resolve_backend
+        from thinksafe.generation.registry import model_identity, resolve_backend
 
         return model_identity(self.cfg.model, dtype=self.cfg.generation.dtype, adapter=self.cfg.adapter,
                               backend=resolve_backend(self.cfg.generation.backend))
@@ -494,8 +494,6 @@ def truncation_cis(rows: list[dict[str, Any]], labels: list[dict[str, Any]], fra
                    *, n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Bootstrap intervals (records resampled, each with all its cuts) of the commitment fraction and
     the flip rate at 20%."""
-    from thinksafe.deliberation.stats import bootstrap_ci
-
     by_key: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_key.setdefault(r["key"], []).append(r)
@@ -507,7 +505,7 @@ def truncation_cis(rows: list[dict[str, Any]], labels: list[dict[str, Any]], fra
             return side[which]
         return f
 
-    return {f"{which}_ci": bootstrap_ci(units, stat(which), n_resamples=n_resamples, seed=seed)
+    return {f"{which}_ci": bootstrap_statistic_ci(units, stat(which), n_resamples=n_resamples, seed=seed)
             for which in ("commitment_fraction", "flip_rate_at_20")}
 
 
@@ -540,8 +538,6 @@ def stance_report(chunked: list[dict[str, Any]], rows: list[dict[str, Any]], cfg
     out["oscillation_rate"] = float(np.mean(changes)) if changes else None
     out["traces_with_change"] = (sum(c > 0 for c in changes) / len(changes)) if changes else None
     # intervals: traces resampled (the cuts of one trace are not independent)
-    from thinksafe.deliberation.stats import bootstrap_ci
-
     per_trace: dict[str, list[dict[str, Any]]] = {}
     for t in tests:
         per_trace.setdefault(t["key"], []).append(t)
@@ -554,24 +550,23 @@ def stance_report(chunked: list[dict[str, Any]], rows: list[dict[str, Any]], cfg
         return f
 
     def share_ci(flag: str) -> Any:
-        ci = bootstrap_ci(units, share(flag))
+        ci = bootstrap_statistic_ci(units, share(flag))
         if ci is not None and ci[0] == ci[1]:  # every trace alike (one trace, say): no spread to resample,
-            from thinksafe.evals.metrics import wilson_interval  # so the Wilson interval over the cuts, as the
-            # evaluation widens a collapsed bootstrap
+            # so the Wilson interval over the cuts, as the evaluation widens a collapsed bootstrap
             ci = wilson_interval(round(share(flag)(units) * len(tests)), len(tests))
         return ci
 
     units = list(per_trace.values())
     out["performative_share_ci"] = share_ci("performative") if tests else None
     out["locked_share_ci"] = share_ci("locked") if tests else None
-    out["oscillation_rate_ci"] = bootstrap_ci(changes, lambda sample: float(np.mean(sample))) if changes else None
+    out["oscillation_rate_ci"] = bootstrap_statistic_ci(changes, lambda sample: float(np.mean(sample))) if changes else None
     return out
 
 
 def scorecard(probe: dict[str, Any], trunc: dict[str, Any], stance: dict[str, Any], labels: list[dict[str, Any]],
               cfg: DeliberationConfig) -> dict[str, Any]:
     """The headline numbers, each with its n (and CI where it has one), identical for base and base + adapter."""
-    from thinksafe.evals.metrics import clustered_mean, rate_interval
+    from thinksafe.evals.metrics import rate_interval
 
     first = probe["definitions"].get("first_token", {})
     harm = first.get("harmful", {})

@@ -20,8 +20,6 @@ from thinksafe.evals.metrics import (
     MetricResult,
     accuracy,
     attack_success_rate,
-    bootstrap_ci,
-    clustered_mean,
     non_answer_kind,
     over_refusal_rate,
 )
@@ -49,9 +47,7 @@ __all__ = [
     "accuracy",
     "aime_correct",
     "attack_success_rate",
-    "bootstrap_ci",
     "build_metrics",
-    "clustered_mean",
     "extract_aime_answer",
     "extract_gsm8k_answer",
     "extract_math_answer",

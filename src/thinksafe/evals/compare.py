@@ -16,6 +16,7 @@ from thinksafe.errors import DataError
 from thinksafe.evals.reasoning import REASONING_TASKS
 from thinksafe.evals.schema import read_metrics
 from thinksafe.jsonl import read_jsonl
+from thinksafe.stats import mcnemar_paired
 
 
 def _secondary(entry: Mapping[str, Any], name: str) -> float | None:
@@ -35,15 +36,10 @@ def _correct_by_id(eval_dir: Path, benchmark: str) -> dict[str, list[bool]]:
 
 def mcnemar(base: Mapping[str, list[bool]], other: Mapping[str, list[bool]]) -> dict[str, Any]:
     """Exact McNemar test (two-sided binomial on the discordant questions; first sample of each)."""
-    from scipy.stats import binomtest
-
-    shared = sorted(set(base) & set(other))
-    if not shared:
+    test = mcnemar_paired({q: v[0] for q, v in base.items()}, {q: v[0] for q, v in other.items()})
+    if not test["n_paired"]:
         raise DataError("the two evaluations share no reasoning questions to pair")
-    lost = sum(1 for q in shared if base[q][0] and not other[q][0])
-    gained = sum(1 for q in shared if other[q][0] and not base[q][0])
-    p = binomtest(lost, lost + gained, 0.5).pvalue if lost + gained else 1.0
-    return {"n_paired": len(shared), "lost": lost, "gained": gained, "p_value": float(p)}
+    return {"n_paired": test["n_paired"], "lost": test["only_a"], "gained": test["only_b"], "p_value": test["p_value"]}
 
 
 def compare_evals(base: str | Path, others: Mapping[str, str | Path]) -> dict[str, Any]:

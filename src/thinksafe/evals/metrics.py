@@ -27,7 +27,6 @@ Each result's ``extra`` counts the samples of each kind and names the judge(s) b
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -38,6 +37,7 @@ import numpy as np
 
 from thinksafe.evals.reasoning import REASONING_TASKS
 from thinksafe.registry import Registry
+from thinksafe.stats import bootstrap_ci, cluster_means, clustered_mean, wilson_interval
 
 
 NON_ANSWER_LABELS: frozenset[str] = frozenset({"unclosed", "empty"})
@@ -45,70 +45,6 @@ NON_ANSWER_LABELS: frozenset[str] = frozenset({"unclosed", "empty"})
 NO_ANSWER_LABELS: frozenset[str] = frozenset({"unclosed", "empty", "non_answer"})
 """Verdict labels of responses that neither help nor refuse."""
 _PUNCT_ONLY = re.compile(r"^[\W_]*$", re.UNICODE)
-
-
-# ---------------------------------------------------------------------------------------------
-# Bootstrap
-# ---------------------------------------------------------------------------------------------
-
-
-def _cluster_means(values: Sequence[float], clusters: Sequence[Hashable] | None) -> np.ndarray:
-    x = np.asarray(values, dtype=float)
-    if x.ndim != 1:
-        raise ValueError(f"values must be one-dimensional, got shape {x.shape}")
-    if clusters is None:
-        return x
-    if len(clusters) != len(x):
-        raise ValueError(f"clusters has {len(clusters)} entries but values has {len(x)}")
-    index: dict[Hashable, int] = {}
-    codes = np.fromiter((index.setdefault(c, len(index)) for c in clusters), dtype=np.int64, count=len(x))
-    sums = np.bincount(codes, weights=x, minlength=len(index))
-    counts = np.bincount(codes, minlength=len(index))
-    return sums / counts
-
-
-def clustered_mean(values: Sequence[float], clusters: Sequence[Hashable] | None = None) -> float:
-    """The mean over clusters of each cluster's mean (the plain mean when ``clusters`` is None)."""
-    means = _cluster_means(values, clusters)
-    if means.size == 0:
-        raise ValueError("cannot average zero values")
-    return float(means.mean())
-
-
-def bootstrap_ci(
-    values: Sequence[float],
-    *,
-    clusters: Sequence[Hashable] | None = None,
-    n_resamples: int = 2000,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> tuple[float, float]:
-    """Percentile-bootstrap ``(low, high)`` interval of the mean of ``values``.
-
-    With ``clusters`` (one id per value, e.g. the prompt id of each sample), whole clusters are
-    resampled and the statistic is the mean of cluster means, matching :func:`clustered_mean`.
-    Deterministic for a given ``seed`` (``numpy.random.default_rng``).
-    """
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    means = _cluster_means(values, clusters)
-    k = means.size
-    if k == 0:
-        raise ValueError("cannot bootstrap zero values")
-    if k == 1:
-        v = float(means[0])
-        return v, v
-    rng = np.random.default_rng(seed)
-    stats = np.empty(n_resamples, dtype=float)
-    chunk = max(1, 2_000_000 // k)  # bound memory at ~16 MB of indices per chunk
-    for start in range(0, n_resamples, chunk):
-        stop = min(n_resamples, start + chunk)
-        idx = rng.integers(0, k, size=(stop - start, k))
-        stats[start:stop] = means[idx].mean(axis=1)
-    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,24 +100,6 @@ class MetricResult:
         )
 
 
-def wilson_interval(successes: float, n: int, *, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for ``successes`` out of ``n`` (``successes`` may be fractional)."""
-    from scipy.stats import norm
-
-    if n < 1:
-        raise ValueError("cannot compute an interval from zero observations")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    z = float(norm.ppf(1 - alpha / 2))
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low = 0.0 if successes <= 0 else max(0.0, centre - half)  # exact ends, free of rounding
-    high = 1.0 if successes >= n else min(1.0, centre + half)
-    return min(low, p), max(high, p)
-
-
 def rate_interval(
     values: Sequence[float],
     clusters: Sequence[Hashable],
@@ -191,7 +109,7 @@ def rate_interval(
     alpha: float = 0.05,
 ) -> tuple[float, float, str]:
     """``(low, high, method)`` for the clustered mean of 0/1 ``values``: see the module docstring."""
-    means = _cluster_means(values, clusters)
+    means = cluster_means(values, clusters)
     k = means.size
     if k == 0:
         raise ValueError("cannot compute an interval from zero values")

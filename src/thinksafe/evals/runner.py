@@ -24,11 +24,11 @@ from thinksafe.evals.reasoning import REASONING_TASKS, reasoning_prompt
 from thinksafe.evals.schema import build_metrics, read_metrics, write_metrics
 from thinksafe.evals.suites import SUITES, Suite, SuiteEntry, score_benchmark
 from thinksafe.generation.config import GenerationConfig
-from thinksafe.generation.backend import resolve_backend
 from thinksafe.generation.engine import Engine
+from thinksafe.generation.registry import model_identity, resolve_backend
 from thinksafe.jsonl import append_jsonl, read_jsonl
-from thinksafe.models.loader import LoadedModel, load_model, model_identity
-from thinksafe.report.manifest import Stage, hash_examples
+from thinksafe.manifest import Stage, hash_examples
+from thinksafe.models.loader import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class EvalJob:
     """What ``thinksafe eval`` runs."""
 
     model: str = field(default="qwen2.5-coder-0.5b-instruct", metadata={"help": "model name or path"})
-    suite: str = field(default="quick", metadata={"help": "suite name (quick, paper)"})
+    suite: str = field(default="quick", metadata={"help": "suite name: quick | align | paper (thinksafe.evals.suites)"})
     out: str = field(default="", metadata={"help": "output folder"})
     adapter: str | None = field(default=None, metadata={"help": "PEFT adapter folder"})
     judge: str = field(default="", metadata={"help": "judge name; empty = the suite's judge, else the default judge"})
@@ -49,6 +49,12 @@ class EvalJob:
     limit_scale: float = field(default=1.0, metadata={"help": "multiply every suite limit (smoke runs)"})
     substitute: dict[str, str] = field(default_factory=dict, metadata={
         "help": "benchmark -> benchmark used in its place (a set that resolves offline), recorded in metrics.json"})
+    thinking_budget: int | None = field(default=None, metadata={
+        "help": "trace tokens before </think> is forced, for every set, over each suite entry's own budget "
+                "(none: the entry's, else generation.thinking_budget)"})
+    max_new_tokens: int | None = field(default=None, metadata={
+        "help": "answer tokens after </think>, for every set, over each suite entry's own budget "
+                "(none: the entry's, else generation.max_new_tokens)"})
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     def __post_init__(self) -> None:
@@ -59,6 +65,10 @@ class EvalJob:
         suite = SUITES.get(self.suite)
         if not self.limit_scale > 0:
             raise ConfigError(f"limit_scale must be > 0, got {self.limit_scale}.")
+        for name in ("thinking_budget", "max_new_tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}.")
         if not isinstance(self.judge_options, dict):
             raise ConfigError(f"judge_options must be a mapping, got {type(self.judge_options).__name__}.")
         if not self.judge:
@@ -92,12 +102,13 @@ def _prompt_fn(entry: SuiteEntry):
     return None
 
 
-def _entry_config(base: GenerationConfig, entry: SuiteEntry) -> GenerationConfig:
-    cfg = replace(base, samples=entry.samples_per_prompt)
-    if entry.max_new_tokens is not None:
-        cfg = replace(cfg, max_new_tokens=entry.max_new_tokens)
-    if entry.thinking_budget is not None:
-        cfg = replace(cfg, thinking_budget=entry.thinking_budget)
+def _entry_config(job: EvalJob, entry: SuiteEntry) -> GenerationConfig:
+    """One entry's generation settings: the job's budgets over the entry's, the entry's over the defaults."""
+    cfg = replace(job.generation, samples=entry.samples_per_prompt)
+    for name in ("max_new_tokens", "thinking_budget"):
+        value = getattr(job, name) if getattr(job, name) is not None else getattr(entry, name)
+        if value is not None:
+            cfg = replace(cfg, **{name: value})
     return cfg
 
 
@@ -130,6 +141,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
         "data": {b: hash_examples(exs) for b, exs in datasets.items()},
         "generation": job.generation.identity(),
     }
+    identity |= {k: getattr(job, k) for k in ("thinking_budget", "max_new_tokens") if getattr(job, k) is not None}
     stage = Stage(out, "eval", identity)
     metrics_path = out / "metrics.json"
     if stage.is_complete() and metrics_path.exists():
@@ -143,7 +155,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
     for entry in suite.entries:
         examples = datasets[entry.benchmark]
         bdir = out / entry.benchmark
-        engine = Engine(loaded, _entry_config(job.generation, entry))
+        engine = Engine(loaded, _entry_config(job, entry))
         thinking = engine.thinking
         log.info("%s: %d prompts x %d samples", entry.benchmark, len(examples), entry.samples_per_prompt)
         records = [r.to_dict() for r in engine.run(examples, bdir / "records.jsonl", prompt_fn=_prompt_fn(entry), progress=progress)]

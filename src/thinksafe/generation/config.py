@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from thinksafe.errors import ConfigError
+from thinksafe.generation.registry import BACKENDS
 
 THINKING_CHOICES = ("auto", "native", "prompted", "off")
 ANSWER_MIN_TOKENS = 8  # measured: docs/performance.md, "Answers that are answers"
@@ -60,8 +61,6 @@ class GenerationConfig:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}.")
         if self.top_k < 0:
             raise ConfigError(f"top_k must be >= 0, got {self.top_k!r}.")
-        from thinksafe.generation.backend import BACKENDS
-
         if self.backend != "auto":
             BACKENDS.get(self.backend)  # an unknown name fails here, listing the known backends
         if not isinstance(self.backend_options, dict):

@@ -25,10 +25,11 @@ from typing import Any
 
 from thinksafe.data.records import Example
 from thinksafe.errors import DataError
-from thinksafe.generation.backend import Backend, Completion, GenerateRequest, Sampling, backend_for
+from thinksafe.generation.backend import Backend, Completion, GenerateRequest, Sampling
 from thinksafe.generation.cache import GenerationCache, cache_key, sample_seed
 from thinksafe.generation.config import GenerationConfig
 from thinksafe.generation.records import GenerationRecord
+from thinksafe.generation.registry import make_backend
 from thinksafe.jsonl import append_jsonl, read_resumable, settle_jsonl
 from thinksafe.models.formats import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, parse_response, prefill_of, render_prompt, steer
 from thinksafe.models.loader import LoadedModel
@@ -57,6 +58,12 @@ class RunStats:
     from_cache: int = 0
     generated: int = 0
     decoded: int = 0  # distinct cache keys decoded (fewer than ``generated`` when jobs share a key)
+
+
+def backend_for(loaded: LoadedModel, config: GenerationConfig, name: str | None = None) -> Backend:
+    """The backend a generation config asks for (``name`` overrides its ``backend``), with its batch
+    size and backend options."""
+    return make_backend(name or config.backend, loaded, batch_size=config.batch_size, **config.backend_options)
 
 
 def resolve_thinking(config: GenerationConfig, loaded: LoadedModel) -> str:

@@ -10,12 +10,12 @@ from typing import Any
 from thinksafe.data import load_benchmark
 from thinksafe.errors import ConfigError
 from thinksafe.generation.config import GenerationConfig
-from thinksafe.generation.backend import resolve_backend
 from thinksafe.generation.engine import Engine
 from thinksafe.generation.records import GenerationRecord
+from thinksafe.generation.registry import model_identity, resolve_backend
 from thinksafe.jsonl import read_jsonl
-from thinksafe.models.loader import load_model, model_identity
-from thinksafe.report.manifest import Stage, hash_examples
+from thinksafe.manifest import Stage, hash_examples
+from thinksafe.models.loader import load_model
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ class GenerateJob:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.generation, dict):
+            self.generation = GenerationConfig.from_dict(self.generation)
         if not self.out:
             raise ConfigError("out must name an output folder (--out DIR).")
         if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):

@@ -221,12 +221,6 @@ def runtime_versions() -> dict[str, str | None]:
     return out
 
 
-def _vllm_version() -> str:
-    from thinksafe.generation.vllm_backend import vllm_version
-
-    return vllm_version()
-
-
 def default_device() -> str:
     """Where :func:`load_model` puts a model: ``cuda`` when available, else ``cpu``."""
     import torch
@@ -329,29 +323,6 @@ def model_fingerprint(resolved: ResolvedModel) -> str:
     if resolved.kind == "local":
         return _fingerprint_dir(Path(resolved.location))
     return hub_fingerprint(resolved.location)
-
-
-def model_identity(
-    name_or_path: str,
-    *,
-    dtype: str,
-    adapter: str | Path | None = None,
-    backend: str = "transformers",
-    device: str | None = None,
-) -> dict[str, Any]:
-    """What a manifest records of a model, without loading it: the fields of
-    :attr:`LoadedModel.identity` plus the backend (``device`` defaults to where it would load)."""
-    resolved = resolve_model(name_or_path)
-    return {
-        "model": resolved.name,
-        "fingerprint": model_fingerprint(resolved),
-        "adapter": str(adapter) if adapter is not None else None,
-        "adapter_fingerprint": adapter_fingerprint(adapter) if adapter is not None else None,
-        "dtype": resolve_dtype(dtype),
-        "device": device or default_device(),
-        "backend": backend,
-        "versions": runtime_versions() | ({"vllm": _vllm_version()} if backend == "vllm" else {}),
-    }
 
 
 def load_model(

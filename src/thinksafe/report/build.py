@@ -17,7 +17,7 @@ from typing import Any
 
 from thinksafe.errors import DataError
 from thinksafe.jsonl import read_jsonl, write_json_atomic
-from thinksafe.report.manifest import git_revision, package_versions
+from thinksafe.manifest import git_revision, package_versions
 
 GROUPS = {"asr": "asr", "orr": "orr", "accuracy": "reasoning"}
 EXAMPLES = 3

@@ -21,9 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from thinksafe.jsonl import read_jsonl
+from thinksafe.stats import auroc, bootstrap_difference_ci, fisher_exact, mcnemar_paired
 
 SAFETY = ("asr", "orr")
 
@@ -55,34 +54,10 @@ def eval_events(eval_dir: Path, benchmark: str, metric: str) -> dict[str, bool]:
 
 def mcnemar_events(a: Mapping[str, bool], b: Mapping[str, bool]) -> dict[str, Any]:
     """Exact McNemar test (two-sided binomial on the discordant prompts) of an event's rate, b against a."""
-    from scipy.stats import binomtest
-
-    shared = sorted(set(a) & set(b))
-    only_a = sum(1 for k in shared if a[k] and not b[k])
-    only_b = sum(1 for k in shared if b[k] and not a[k])
-    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    n = len(shared)
-    return {"test": "McNemar (exact)", "n_paired": n, "only_a": only_a, "only_b": only_b, "p_value": float(p),
-            "a": sum(a[k] for k in shared) / n if n else None, "b": sum(b[k] for k in shared) / n if n else None}
+    return {"test": "McNemar (exact)"} | mcnemar_paired(a, b)
 
 
 # ---------------------------------------------------------------------------------- deliberation
-
-
-def _bootstrap(stat_a: Any, stat_b: Any, units_a: list[Any], units_b: list[Any], n_resamples: int,
-               seed: int) -> list[float] | None:
-    """Percentile 95% interval of stat_b(resample of b) - stat_a(resample of a), each model's units
-    (prompts) resampled on their own; None when most resamples leave the statistic undefined."""
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_resamples):
-        x = stat_a([units_a[i] for i in rng.integers(0, len(units_a), len(units_a))])
-        y = stat_b([units_b[i] for i in rng.integers(0, len(units_b), len(units_b))])
-        if x is not None and y is not None and np.isfinite(x) and np.isfinite(y):
-            diffs.append(y - x)
-    if len(diffs) < n_resamples // 2:  # e.g. one class only in most resamples: no honest interval
-        return None
-    return [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
 
 
 def _auroc_units(probe: Mapping[str, Any] | None, side: str = "harmful") -> list[list[tuple[int, float]]] | None:
@@ -98,8 +73,6 @@ def _auroc_units(probe: Mapping[str, Any] | None, side: str = "harmful") -> list
 
 
 def _auroc_of(units: list[list[tuple[int, float]]]) -> float | None:
-    from thinksafe.deliberation.stats import auroc
-
     pairs = [p for u in units for p in u]
     return auroc([y for y, _ in pairs], [s for _, s in pairs]) if pairs else None
 
@@ -137,8 +110,6 @@ def _row(metric: str, a: Any, b: Any, **extra: Any) -> dict[str, Any]:
 def contrast(side_a: str | Path, side_b: str | Path, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """Rows ``{metric, a, b, diff, test, p_value, ci, n}`` for every number both sides have (``p_value`` for the
     paired and Fisher tests, ``ci`` for the bootstrap ones; the other is None)."""
-    from thinksafe.deliberation.stats import fisher_exact
-
     side_a, side_b = Path(side_a), Path(side_b)
     rows: list[dict[str, Any]] = []
     ma, mb = _read(side_a / "eval" / "metrics.json"), _read(side_b / "eval" / "metrics.json")
@@ -155,7 +126,7 @@ def contrast(side_a: str | Path, side_b: str | Path, *, n_resamples: int = 2000,
     sa, sb = _read(da / "metrics.json"), _read(db / "metrics.json")
     if sa and sb:
         ua, ub = _auroc_units(_read(da / "probe" / "probe.json")), _auroc_units(_read(db / "probe" / "probe.json"))
-        ci = _bootstrap(_auroc_of, _auroc_of, ua, ub, n_resamples, seed) if ua and ub else None
+        ci = bootstrap_difference_ci(_auroc_of, _auroc_of, ua, ub, n_resamples=n_resamples, seed=seed) if ua and ub else None
         rows.append(_row("first-token AUROC (harmful pool)", sa.get("first_token_auroc"), sb.get("first_token_auroc"),
                          test="bootstrap of the difference (prompts)", ci=ci,
                          n=[sa.get("first_token_n"), sb.get("first_token_n")]))
@@ -163,8 +134,9 @@ def contrast(side_a: str | Path, side_b: str | Path, *, n_resamples: int = 2000,
         for which, name in (("commitment_fraction", "commitment fraction"), ("flip_rate_at_20", "flip rate at 20%")):
             ci = None
             if ta and tb and ta[0] and tb[0]:
-                ci = _bootstrap(_truncation_stat(which, ta[1]), _truncation_stat(which, tb[1]), ta[0], tb[0],
-                                n_resamples // 4, seed)  # each resample re-runs the truncation report
+                # each resample re-runs the truncation report: a quarter of the resamples
+                ci = bootstrap_difference_ci(_truncation_stat(which, ta[1]), _truncation_stat(which, tb[1]), ta[0], tb[0],
+                                             n_resamples=n_resamples // 4, seed=seed)
             rows.append(_row(name, sa.get(which), sb.get(which), test="bootstrap of the difference (prompts)", ci=ci,
                              n=[sa.get("truncation_n"), sb.get("truncation_n")]))
         pa, pb = _read(da / "stance" / "stance.json"), _read(db / "stance" / "stance.json")

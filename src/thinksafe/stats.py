@@ -1,0 +1,317 @@
+"""The statistics of thinksafe, one implementation of each: intervals of a rate, bootstraps (of a mean
+over clusters, of any statistic over units, of a difference between two models), paired and
+two-sample tests, multiple-testing corrections and the ROC helpers of the probes.
+
+Why one module: every number of an evaluation, a deliberation analysis or a report goes through
+these functions, so a fix lands everywhere at once. The well-kept libraries do the arithmetic where
+they give the same floats as the numbers already written (statsmodels' ``multipletests`` and
+``proportion_confint``, scipy's ``binomtest`` and ``fisher_exact``, scikit-learn's ``roc_curve``);
+what is written here is the resampling by prompt (several samples of one prompt are not
+independent) and two formulas kept by hand because the library differs from them in the last bits
+(Wilson, McNemar; both checked against statsmodels in ``tests/test_stats.py``).
+
+A bottom layer: it imports numpy, scipy, statsmodels and scikit-learn only (the last three lazily),
+nothing else of thinksafe.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+Statistic = Callable[[list[Any]], float | None]
+"""A statistic of a resample of units; None (or NaN) where it is undefined, e.g. one class only."""
+
+
+# ------------------------------------------------------------------------------------- intervals
+
+
+def _check_interval_args(n: int, alpha: float) -> None:
+    if n < 1:
+        raise ValueError("cannot compute an interval from zero observations")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
+def wilson_interval(successes: float, n: int, *, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval for ``successes`` out of ``n`` (``successes`` may be fractional).
+
+    Honest at 0 and 1 (20 of 20 gives a lower end of 0.84, not 1). statsmodels'
+    ``proportion_confint(method="wilson")`` agrees to ~1e-16; the formula stays here so that the
+    numbers already written keep their last bits and the ends are exactly 0 and 1.
+    """
+    from scipy.stats import norm
+
+    _check_interval_args(n, alpha)
+    z = float(norm.ppf(1 - alpha / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)  # exact ends, free of rounding
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return min(low, p), max(high, p)
+
+
+def clopper_pearson_interval(successes: int, n: int, *, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval for ``successes`` out of ``n``: never below the nominal
+    coverage, wider than Wilson (statsmodels' ``proportion_confint(method="beta")``)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    _check_interval_args(n, alpha)
+    low, high = proportion_confint(successes, n, alpha=alpha, method="beta")
+    return float(low), float(high)
+
+
+# ------------------------------------------------------------------------ bootstrap of a mean
+
+
+def cluster_means(values: Sequence[float], clusters: Sequence[Hashable] | None) -> np.ndarray:
+    """The mean of each cluster's values, in order of first appearance (``values`` when ``clusters``
+    is None): a prompt with several samples counts once."""
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1:
+        raise ValueError(f"values must be one-dimensional, got shape {x.shape}")
+    if clusters is None:
+        return x
+    if len(clusters) != len(x):
+        raise ValueError(f"clusters has {len(clusters)} entries but values has {len(x)}")
+    index: dict[Hashable, int] = {}
+    codes = np.fromiter((index.setdefault(c, len(index)) for c in clusters), dtype=np.int64, count=len(x))
+    sums = np.bincount(codes, weights=x, minlength=len(index))
+    counts = np.bincount(codes, minlength=len(index))
+    return sums / counts
+
+
+def clustered_mean(values: Sequence[float], clusters: Sequence[Hashable] | None = None) -> float:
+    """The mean over clusters of each cluster's mean (the plain mean when ``clusters`` is None)."""
+    means = cluster_means(values, clusters)
+    if means.size == 0:
+        raise ValueError("cannot average zero values")
+    return float(means.mean())
+
+
+def bootstrap_ci(
+    values: Sequence[float],
+    *,
+    clusters: Sequence[Hashable] | None = None,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float]:
+    """Percentile-bootstrap ``(low, high)`` interval of the mean of ``values``.
+
+    With ``clusters`` (one id per value, e.g. the prompt id of each sample), whole clusters are
+    resampled and the statistic is the mean of cluster means, matching :func:`clustered_mean`.
+    Deterministic for a given ``seed`` (``numpy.random.default_rng``).
+    """
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    means = cluster_means(values, clusters)
+    k = means.size
+    if k == 0:
+        raise ValueError("cannot bootstrap zero values")
+    if k == 1:
+        v = float(means[0])
+        return v, v
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_resamples, dtype=float)
+    chunk = max(1, 2_000_000 // k)  # bound memory at ~16 MB of indices per chunk
+    for start in range(0, n_resamples, chunk):
+        stop = min(n_resamples, start + chunk)
+        idx = rng.integers(0, k, size=(stop - start, k))
+        stats[start:stop] = means[idx].mean(axis=1)
+    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+# ------------------------------------------------------------------- bootstrap of a statistic
+
+
+def _defined(v: float | None) -> bool:
+    return v is not None and bool(np.isfinite(v))
+
+
+def _percentile_interval(values: list[float], n_resamples: int, alpha: float) -> tuple[float, float] | None:
+    """The percentile interval of the defined resamples; None when fewer than half are defined
+    (e.g. one class only in most resamples: no honest interval)."""
+    if len(values) < n_resamples // 2:
+        return None
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def bootstrap_statistic_ci(
+    units: Sequence[Any],
+    statistic: Statistic,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of ``statistic`` over resamples of ``units`` (prompts, traces: each
+    unit carries all of its rows, so rows of one prompt stay together). Resamples where the statistic
+    is undefined (None or NaN) are skipped; None when most are, or when there are no units."""
+    if not units:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_resamples):
+        v = statistic([units[i] for i in rng.integers(0, len(units), len(units))])
+        if _defined(v):
+            values.append(float(v))
+    return _percentile_interval(values, n_resamples, alpha)
+
+
+def bootstrap_difference_ci(
+    stat_a: Statistic,
+    stat_b: Statistic,
+    units_a: Sequence[Any] | Mapping[Hashable, Any],
+    units_b: Sequence[Any] | Mapping[Hashable, Any],
+    *,
+    paired: bool = False,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of ``stat_b(resample of b) - stat_a(resample of a)``.
+
+    ``paired=False``: ``units_a`` and ``units_b`` are sequences resampled on their own (two models'
+    own traces). ``paired=True``: they are mappings keyed by a shared id (the prompt id) with the same
+    keys; one draw of ids resamples both sides, so what the two have in common cancels and the
+    interval is as narrow as the pairing allows. Resamples where either statistic is undefined
+    (None or NaN) are skipped; None when most are, or when a side has no units.
+    """
+    if paired:
+        if not isinstance(units_a, Mapping) or not isinstance(units_b, Mapping):
+            raise TypeError("a paired bootstrap needs units_a and units_b as mappings keyed by a shared id")
+        keys = list(units_a)
+        if set(keys) != set(units_b):
+            raise ValueError(f"a paired bootstrap needs the same ids on both sides: {len(set(keys) - set(units_b))} "
+                             f"only in a, {len(set(units_b) - set(keys))} only in b")
+        side_a, side_b = [units_a[k] for k in keys], [units_b[k] for k in keys]
+    elif isinstance(units_a, Mapping) or isinstance(units_b, Mapping):
+        raise TypeError("mappings of units are for paired=True; pass sequences to resample each side on its own")
+    else:
+        side_a, side_b = list(units_a), list(units_b)
+    if not side_a or not side_b:
+        return None
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_resamples):
+        pick_a = rng.integers(0, len(side_a), len(side_a))
+        pick_b = pick_a if paired else rng.integers(0, len(side_b), len(side_b))
+        x = stat_a([side_a[i] for i in pick_a])
+        y = stat_b([side_b[i] for i in pick_b])
+        if _defined(x) and _defined(y):
+            diffs.append(y - x)
+    return _percentile_interval(diffs, n_resamples, alpha)
+
+
+# --------------------------------------------------------------------------------------- tests
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: a binomial test of the discordant pairs (events only in a,
+    only in b) against 1/2; 1.0 when there are none (scipy's ``binomtest``, which statsmodels'
+    ``mcnemar(exact=True)`` matches to ~1e-15)."""
+    from scipy.stats import binomtest
+
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
+
+
+def mcnemar_paired(a: Mapping[Hashable, bool], b: Mapping[Hashable, bool]) -> dict[str, Any]:
+    """Exact McNemar test of an event's rate, ``b`` against ``a``, on the ids both have:
+    ``{n_paired, only_a, only_b, p_value, a, b}`` where ``a`` and ``b`` are the event's rates on
+    those ids (None when none is shared)."""
+    shared = sorted(set(a) & set(b))
+    only_a = sum(1 for k in shared if a[k] and not b[k])
+    only_b = sum(1 for k in shared if b[k] and not a[k])
+    n = len(shared)
+    return {"n_paired": n, "only_a": only_a, "only_b": only_b, "p_value": mcnemar_exact(only_a, only_b),
+            "a": sum(a[k] for k in shared) / n if n else None, "b": sum(b[k] for k in shared) / n if n else None}
+
+
+def fisher_exact(successes_a: int, n_a: int, successes_b: int, n_b: int) -> float:
+    """Two-sided Fisher exact p-value of two success counts (scipy): two independent samples."""
+    from scipy.stats import fisher_exact as _fisher
+
+    table = [[successes_a, n_a - successes_a], [successes_b, n_b - successes_b]]
+    return float(_fisher(table, alternative="two-sided").pvalue)
+
+
+def _adjust(pvalues: Sequence[float], method: str) -> list[float]:
+    from statsmodels.stats.multitest import multipletests
+
+    if len(pvalues) == 0:
+        return []
+    return multipletests(np.asarray(pvalues, dtype=float), method=method)[1].tolist()
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (controls the family-wise error), in the input order."""
+    return _adjust(pvalues, "holm")
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (controls the false discovery rate), in the input order."""
+    return _adjust(pvalues, "fdr_bh")
+
+
+# ----------------------------------------------------------------------------------------- ROC
+
+
+def auroc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """Area under the ROC curve (the Mann-Whitney statistic from mid-ranks, as scikit-learn's
+    ``roc_auc_score`` but ~20x cheaper inside a bootstrap); NaN when only one class is present."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(labels) == 1
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(scores, dtype=float))
+    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def auroc_ci(
+    labels: Sequence[int],
+    scores: Sequence[float],
+    *,
+    clusters: Sequence[Hashable] | None = None,
+    n_resamples: int = 500,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the AUROC; with ``clusters`` (the prompt of each sample) whole
+    prompts are resampled. Resamples holding one class only are skipped (NaN when all are)."""
+    y = np.asarray(labels)
+    s = np.asarray(scores, dtype=float)
+    if clusters is None:
+        clusters = list(range(len(y)))
+    index: dict[Hashable, int] = {}
+    codes = np.fromiter((index.setdefault(c, len(index)) for c in clusters), dtype=np.int64, count=len(y))
+    members = [np.flatnonzero(codes == k) for k in range(len(index))]
+    rng = np.random.default_rng(seed)
+    stats = np.full(n_resamples, np.nan)
+    for r in range(n_resamples):
+        pick = np.concatenate([members[k] for k in rng.integers(0, len(members), size=len(members))])
+        stats[r] = auroc(y[pick], s[pick])
+    if np.all(np.isnan(stats)):
+        return float("nan"), float("nan")
+    low, high = np.nanquantile(stats, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def youden_threshold(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """The score threshold that maximises Youden's J (TPR - FPR); predict 1 at ``score >= threshold``."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thresholds = roc_curve(np.asarray(labels), np.asarray(scores, dtype=float))
+    return float(thresholds[int(np.argmax(tpr - fpr))])

@@ -1,0 +1,296 @@
+"""``thinksafe.stats`` against scipy, statsmodels and scikit-learn, or a case computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from thinksafe.stats import (
+    auroc,
+    auroc_ci,
+    benjamini_hochberg,
+    bootstrap_ci,
+    bootstrap_difference_ci,
+    bootstrap_statistic_ci,
+    cluster_means,
+    clopper_pearson_interval,
+    clustered_mean,
+    fisher_exact,
+    holm,
+    mcnemar_exact,
+    mcnemar_paired,
+    wilson_interval,
+    youden_threshold,
+)
+
+# ---------------------------------------------------------------------------------- intervals
+
+
+def test_wilson_and_clopper_pearson_match_statsmodels():
+    from statsmodels.stats.proportion import proportion_confint
+
+    for n in (1, 2, 7, 20, 113):
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n, n / 3}):  # fractional successes too (Wilson)
+            for alpha in (0.05, 0.1):
+                ours = wilson_interval(k, n, alpha=alpha)
+                ref = proportion_confint(k, n, alpha=alpha, method="wilson")
+                assert ours == pytest.approx(ref, abs=1e-12, rel=0)
+                if float(k).is_integer():
+                    ours = clopper_pearson_interval(int(k), n, alpha=alpha)
+                    assert ours == pytest.approx(proportion_confint(int(k), n, alpha=alpha, method="beta"), abs=1e-12, rel=0)
+
+
+def test_interval_ends_by_hand():
+    low, high = wilson_interval(3, 10)
+    assert low == pytest.approx(0.1078, abs=1e-3) and high == pytest.approx(0.6032, abs=1e-3)
+    assert wilson_interval(0, 20) == (0.0, pytest.approx(0.1611, abs=1e-3))  # honest at 0: not a zero width
+    assert wilson_interval(20, 20)[1] == 1.0 and wilson_interval(20, 20)[0] < 0.84
+    # Clopper-Pearson at 0 of n: the upper end solves (1 - p)^n = alpha / 2
+    assert clopper_pearson_interval(0, 20) == (0.0, pytest.approx(1 - 0.025 ** (1 / 20), abs=1e-12))
+    assert clopper_pearson_interval(20, 20) == (pytest.approx(0.025 ** (1 / 20), abs=1e-12), 1.0)
+    for bad in (lambda: wilson_interval(0, 0), lambda: wilson_interval(1, 2, alpha=1.5),
+                lambda: clopper_pearson_interval(0, 0)):
+        with pytest.raises(ValueError):
+            bad()
+
+
+# ------------------------------------------------------------------------ bootstrap of a mean
+
+
+def test_bootstrap_contains_mean_and_is_deterministic():
+    values = [1.0] * 30 + [0.0] * 70
+    low, high = bootstrap_ci(values, seed=3)
+    assert low < 0.3 < high
+    assert bootstrap_ci(values, seed=3) == (low, high)
+    assert bootstrap_ci(values, seed=4) != (low, high)
+
+
+def test_bootstrap_narrows_with_n():
+    small = bootstrap_ci([1.0, 0.0] * 10)
+    large = bootstrap_ci([1.0, 0.0] * 1000)
+    assert (large[1] - large[0]) < (small[1] - small[0]) / 3
+
+
+def test_bootstrap_edge_cases():
+    assert bootstrap_ci([1.0]) == (1.0, 1.0)
+    assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
+    with pytest.raises(ValueError):
+        bootstrap_ci([])
+    with pytest.raises(ValueError):
+        bootstrap_ci([1.0, 0.0], alpha=1.5)
+
+
+def test_cluster_bootstrap_resamples_prompts():
+    # 10 prompts x 20 samples, each prompt all-right or all-wrong: 10 independent units, not 200.
+    values, clusters = [], []
+    for p in range(10):
+        values += [float(p % 2)] * 20
+        clusters += [p] * 20
+    naive = bootstrap_ci(values)
+    clustered = bootstrap_ci(values, clusters=clusters)
+    assert clustered_mean(values, clusters) == pytest.approx(0.5)
+    assert (clustered[1] - clustered[0]) > 2 * (naive[1] - naive[0])
+    # the statistic is the mean of per-prompt means: unequal sample counts do not reweight prompts
+    assert clustered_mean([1.0, 0.0, 0.0, 0.0], ["a", "b", "b", "b"]) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        bootstrap_ci([1.0, 0.0], clusters=["a"])
+
+
+def test_clustered_bootstrap_on_a_hand_checked_case():
+    values, clusters = [1.0, 0.0, 0.25, 0.75, 0.5], ["a", "a", "b", "b", "c"]
+    assert cluster_means(values, clusters).tolist() == [0.5, 0.5, 0.5]  # in order of first appearance
+    assert clustered_mean(values, clusters) == 0.5 and clustered_mean(values) == 0.5
+    assert bootstrap_ci(values, clusters=clusters) == (0.5, 0.5)  # every cluster alike: nothing to resample
+    # two clusters of means 0 and 1: a resample is all-0 (or all-1) with probability 1/4 > 2.5%
+    assert bootstrap_ci([0.0, 0.0, 1.0, 1.0, 1.0], clusters=["a", "a", "b", "b", "b"]) == (0.0, 1.0)
+    values, clusters = [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0], [1, 1, 2, 2, 3, 4, 4]
+    low, high = bootstrap_ci(values, clusters=clusters, seed=7)
+    mean = clustered_mean(values, clusters)  # cluster means 1, 0.5, 0, 0.5
+    assert mean == 0.5 and low <= mean <= high and low < high
+    assert bootstrap_ci(values, clusters=clusters, seed=7) == (low, high)
+
+
+# ------------------------------------------------------------------- bootstrap of a statistic
+
+
+def _mean(sample: list[float]) -> float:
+    return float(np.mean(sample))
+
+
+def test_bootstrap_statistic_ci_skips_undefined_resamples():
+    assert bootstrap_statistic_ci([], _mean) is None
+    assert bootstrap_statistic_ci([2.0, 2.0, 2.0], _mean, n_resamples=50) == (2.0, 2.0)
+    units = [0.0, 1.0, 2.0, 3.0]
+    # undefined when unit 0 is drawn (about 68% of resamples): most are skipped, so no interval
+    assert bootstrap_statistic_ci(units, lambda s: None if 0.0 in s else _mean(s), n_resamples=400) is None
+    # undefined in about a third of them: the interval is built from the rest, all of which lack unit 3
+    ci = bootstrap_statistic_ci(units, lambda s: float("nan") if 3.0 in s and 2.0 in s else _mean(s), n_resamples=400)
+    assert ci is not None and 0.0 <= ci[0] < ci[1] <= 2.5
+    assert bootstrap_statistic_ci(units, _mean, seed=5) == bootstrap_statistic_ci(units, _mean, seed=5)
+
+
+def _auroc_of(units: list[list[tuple[int, float]]]) -> float | None:
+    pairs = [p for u in units for p in u]
+    return auroc([y for y, _ in pairs], [s for _, s in pairs]) if pairs else None
+
+
+def test_unpaired_difference_on_fixtures():
+    rng = np.random.default_rng(0)
+    noise = [[(int(y), float(s))] for y, s in zip(rng.integers(0, 2, 60), rng.random(60))]
+    clean = [[(y, y + 0.1 * float(s))] for y, s in zip([0, 1] * 30, rng.random(60))]
+    ci = bootstrap_difference_ci(_auroc_of, _auroc_of, noise, clean, n_resamples=400, seed=0)
+    assert ci is not None and ci[0] > 0.2 and ci[1] <= 1.0  # a planted gain: the interval excludes 0
+    same = bootstrap_difference_ci(_auroc_of, _auroc_of, clean, clean, n_resamples=400, seed=0)
+    assert same[0] <= 0 <= same[1]
+    one_class = [[(1, 0.5)]]
+    assert bootstrap_difference_ci(_auroc_of, _auroc_of, one_class, one_class, n_resamples=50) is None  # no interval
+    assert bootstrap_difference_ci(_mean, _mean, [], [1.0]) is None
+
+
+def test_unpaired_difference_keeps_the_draws_of_the_report():
+    """Two draws per resample, a's then b's, and the 2.5/97.5 percentiles: the report's intervals stay
+    bit-identical for a seed."""
+    a, b = np.random.default_rng(1).normal(size=25).tolist(), np.random.default_rng(2).normal(size=40).tolist()
+    rng, diffs = np.random.default_rng(9), []
+    for _ in range(300):
+        x = _mean([a[i] for i in rng.integers(0, len(a), len(a))])
+        diffs.append(_mean([b[i] for i in rng.integers(0, len(b), len(b))]) - x)
+    want = (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
+    assert bootstrap_difference_ci(_mean, _mean, a, b, n_resamples=300, seed=9) == want
+
+
+def test_paired_difference_is_narrower_and_centred_on_the_true_difference():
+    rng = np.random.default_rng(0)
+    base = rng.normal(scale=3.0, size=80)  # prompts differ a lot; the change is small and the same for each
+    a = {f"p{i}": float(v + rng.normal(scale=0.2)) for i, v in enumerate(base)}
+    b = {f"p{i}": float(v + 0.5 + rng.normal(scale=0.2)) for i, v in enumerate(base)}
+    paired = bootstrap_difference_ci(_mean, _mean, a, b, paired=True, n_resamples=1000, seed=0)
+    unpaired = bootstrap_difference_ci(_mean, _mean, list(a.values()), list(b.values()), n_resamples=1000, seed=0)
+    assert paired[0] < 0.5 < paired[1] and abs((paired[0] + paired[1]) / 2 - 0.5) < 0.05
+    assert paired[0] > 0  # the pairing finds the change; the unpaired interval cannot tell it from 0
+    assert unpaired[0] < 0 < unpaired[1]
+    assert (paired[1] - paired[0]) < (unpaired[1] - unpaired[0]) / 5
+    # the same keys in another order pair the same way
+    shuffled = dict(reversed(list(b.items())))
+    assert bootstrap_difference_ci(_mean, _mean, a, shuffled, paired=True, n_resamples=1000, seed=0) == paired
+
+
+def test_paired_difference_draws_the_same_ids_on_both_sides():
+    ids = {k: k for k in range(30)}
+    seen: list[list[int]] = []
+
+    def record(sample: list[int]) -> float:
+        seen.append(sample)
+        return float(len(sample))
+
+    assert bootstrap_difference_ci(record, record, ids, ids, paired=True, n_resamples=20) == (0.0, 0.0)
+    assert all(seen[i] == seen[i + 1] for i in range(0, len(seen), 2))  # one draw resamples both sides
+    seen.clear()
+    bootstrap_difference_ci(record, record, list(ids), list(ids), n_resamples=20)
+    assert any(seen[i] != seen[i + 1] for i in range(0, len(seen), 2))
+    with pytest.raises(ValueError, match="same ids"):
+        bootstrap_difference_ci(_mean, _mean, {"a": 1.0, "b": 2.0}, {"a": 1.0}, paired=True)
+    with pytest.raises(TypeError):
+        bootstrap_difference_ci(_mean, _mean, [1.0], [2.0], paired=True)
+    with pytest.raises(TypeError):
+        bootstrap_difference_ci(_mean, _mean, {"a": 1.0}, {"a": 2.0})
+
+
+# --------------------------------------------------------------------------------------- tests
+
+
+def test_mcnemar_matches_statsmodels_exact():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    for only_a in range(0, 25, 3):
+        for only_b in range(0, 25, 4):
+            if only_a + only_b:
+                ref = mcnemar([[7, only_a], [only_b, 11]], exact=True).pvalue
+                assert mcnemar_exact(only_a, only_b) == pytest.approx(ref, abs=1e-12, rel=0)
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(8, 2) == pytest.approx(2 * (1 + 10 + 45) / 1024)  # two-sided exact binomial, by hand
+
+
+def test_mcnemar_paired_counts_the_shared_ids():
+    a = {"p1": True, "p2": True, "p3": False, "p4": False, "only_a": True}
+    b = {"p1": True, "p2": False, "p3": True, "p4": True, "only_b": False}
+    t = mcnemar_paired(a, b)
+    assert (t["n_paired"], t["only_a"], t["only_b"]) == (4, 1, 2)
+    assert t["p_value"] == mcnemar_exact(1, 2) and (t["a"], t["b"]) == (0.5, 0.75)
+    assert mcnemar_paired({"x": True}, {"y": True}) == {"n_paired": 0, "only_a": 0, "only_b": 0, "p_value": 1.0,
+                                                          "a": None, "b": None}
+
+
+def test_fisher_exact_against_the_hypergeometric_tail():
+    p = fisher_exact(2, 20, 12, 20)
+    table = np.array([[2, 18], [12, 8]])
+    dist = sps.hypergeom(40, 14, 20)  # population, successes, draws
+    observed = dist.pmf(2)
+    manual = sum(dist.pmf(k) for k in range(0, 15) if dist.pmf(k) <= observed * (1 + 1e-7))
+    assert p == pytest.approx(manual) == pytest.approx(sps.fisher_exact(table).pvalue)
+    assert fisher_exact(5, 10, 5, 10) == pytest.approx(1.0)
+
+
+def test_holm_and_bh_on_a_fixture():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # Holm: sorted 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.06, 0.04) = 0.06
+    assert holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # BH: sorted 0.005*4/1 = 0.02, 0.01*4/2 = 0.02, 0.03*4/3 = 0.04, 0.04*4/4 = 0.04 (running min from the top)
+    assert benjamini_hochberg(p) == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0]) and holm([]) == [] and benjamini_hochberg([]) == []
+
+
+def test_holm_and_bh_match_multipletests():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 5, 17):
+        p = np.round(rng.random(m) ** 3, 3)  # ties included
+        assert holm(p.tolist()) == multipletests(p, method="holm")[1].tolist()
+        assert benjamini_hochberg(p.tolist()) == multipletests(p, method="fdr_bh")[1].tolist()
+        assert isinstance(holm(p), list)
+
+
+# ----------------------------------------------------------------------------------------- ROC
+
+
+def test_auroc_is_scikit_learns_and_the_mann_whitney_statistic():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.normal(size=300) + y, 1)  # ties included
+    u = sps.mannwhitneyu(s[y == 1], s[y == 0]).statistic
+    assert auroc(y, s) == pytest.approx(u / ((y == 1).sum() * (y == 0).sum())) == pytest.approx(roc_auc_score(y, s))
+    assert np.isnan(auroc(np.ones(5), np.arange(5)))
+
+
+def test_auroc_interval_matches_scipy_percentile_bootstrap():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = rng.normal(size=200) + 0.8 * y
+    ours = auroc_ci(y, s, n_resamples=2000, seed=0)
+    ref = sps.bootstrap((y, s), auroc, paired=True, vectorized=False, n_resamples=2000,
+                        method="percentile", random_state=1).confidence_interval
+    assert ours[0] == pytest.approx(ref.low, abs=0.02) and ours[1] == pytest.approx(ref.high, abs=0.02)
+
+
+def test_auroc_cluster_bootstrap_is_wider_when_samples_of_a_prompt_agree():
+    rng = np.random.default_rng(0)
+    base_y = rng.integers(0, 2, 50)
+    base_s = rng.normal(size=50) + base_y
+    y, s = np.repeat(base_y, 4), np.repeat(base_s, 4) + 0.01 * rng.normal(size=200)
+    clusters = np.repeat(np.arange(50), 4)
+    naive = auroc_ci(y, s, n_resamples=400)
+    clustered = auroc_ci(y, s, clusters=clusters, n_resamples=400)
+    assert clustered[1] - clustered[0] > 1.5 * (naive[1] - naive[0])
+    assert all(np.isnan(auroc_ci(np.ones(6), np.arange(6), n_resamples=10)))
+
+
+def test_youden_threshold_maximises_tpr_minus_fpr():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    s = np.array([0.1, 0.2, 0.6, 0.4, 0.7, 0.9])
+    t = youden_threshold(y, s)
+    best = max(((s[y == 1] >= c).mean() - (s[y == 0] >= c).mean(), c) for c in s)
+    assert ((s[y == 1] >= t).mean() - (s[y == 0] >= t).mean()) == pytest.approx(best[0])

@@ -295,11 +295,14 @@ def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(
                                          "thinksafe-deliberate vs thinksafe"}
     rows = {r["metric"]: r for r in metrics["contrasts"]["thinksafe-deliberate vs thinksafe"]["rows"]}
     ev = metrics["by_recipe"]
+    assert metrics["schema_version"] == 2
+    assert ev["thinksafe"]["asr"]["harmbench"]["metric"] == "non_refusal_rate"  # the keyword judge decides refusals only
     for group in ("asr", "orr", "reasoning"):
         for bench, row in ev["thinksafe"][group].items():
             r = rows[f"{bench} {row['metric']}"]
-            assert r["test"] == "McNemar (exact)" and r["n"] == row["n"] and 0 <= r["p_value"] <= 1
+            assert r["test"] == "McNemar (exact)" and r["n"] == row["n"] and 0 <= r["p_value"] <= r["p_holm"] <= 1
             assert r["a"] == row["value"] and r["b"] == ev["thinksafe-deliberate"][group][bench]["value"]
+            assert r["ci"][0] <= r["diff"] <= r["ci"][1] and r["paired"]
     for name in ("first-token AUROC (harmful pool)", "commitment fraction", "flip rate at 20%",
                  "performative share of stance changes"):
         assert name in rows

@@ -396,3 +396,41 @@ def test_youden_threshold_maximises_tpr_minus_fpr():
     t = youden_threshold(y, s)
     best = max(((s[y == 1] >= c).mean() - (s[y == 0] >= c).mean(), c) for c in s)
     assert ((s[y == 1] >= t).mean() - (s[y == 0] >= t).mean()) == pytest.approx(best[0])
+
+
+# ------------------------------------------------------------- two proportions: effect and power
+
+
+def test_newcombe_difference_interval_is_statsmodels_and_newcombes_example():
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    from thinksafe.stats import newcombe_difference_interval
+
+    assert newcombe_difference_interval(48, 80, 56, 70) == pytest.approx((0.0524, 0.3339), abs=5e-5)  # Newcombe 1998
+    for sa, na, sb, nb in ((48, 80, 56, 70), (0, 10, 10, 10), (5, 32, 20, 32), (0, 4, 4, 4), (3, 4, 3, 4), (1, 49, 0, 7)):
+        ref = confint_proportions_2indep(sb, nb, sa, na, method="newcomb", compare="diff")
+        assert newcombe_difference_interval(sa, na, sb, nb) == pytest.approx(tuple(map(float, ref)), abs=1e-12)
+    low, high = newcombe_difference_interval(0, 4, 4, 4)
+    assert high == 1.0 and 0 < low < 1  # all against none: the upper end is exactly 1
+
+
+def test_fisher_exact_power_rejects_as_scipy_and_is_the_enumerated_sum():
+    from scipy.stats import binom
+
+    from thinksafe.stats import fisher_exact_power
+
+    for n_a, n_b in ((4, 4), (7, 5), (12, 12), (20, 13), (30, 30)):
+        by_hand = 0.0
+        for a in range(n_a + 1):
+            for b in range(n_b + 1):
+                if fisher_exact(a, n_a, b, n_b) <= 0.05:
+                    by_hand += binom.pmf(a, n_a, 0.35) * binom.pmf(b, n_b, 0.65)
+        assert fisher_exact_power(0.35, n_a, 0.65, n_b) == pytest.approx(by_hand, abs=1e-12)
+    # no difference: the power is the test's size, at most alpha (Fisher is conservative)
+    assert 0 < fisher_exact_power(0.5, 30, 0.5, 30) <= 0.05
+    # 0.35 -> 0.65 needs 49 a side for power 0.8 (48 falls just short)
+    assert fisher_exact_power(0.35, 48, 0.65, 48) == pytest.approx(0.7989, abs=1e-4)
+    assert fisher_exact_power(0.35, 49, 0.65, 49) == pytest.approx(0.8137, abs=1e-4)
+    assert fisher_exact_power(0.35, 4, 0.65, 4) < 0.05
+    with pytest.raises(ValueError, match="trials on both sides"):
+        fisher_exact_power(0.35, 0, 0.65, 4)

@@ -155,7 +155,7 @@ def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(t
     cfg, out, metrics = tiny_run
     for side in ("before", "after"):
         assert set(metrics[side]) >= {"asr", "orr", "reasoning", "deliberation"}
-        assert metrics[side]["asr"]["harmbench"]["n"] == 2 and metrics[side]["deliberation"]["first_token_n"] > 0
+        assert metrics[side]["asr"]["harmbench"]["n"] == 2 and metrics[side]["deliberation"]["last_prompt_n"] > 0
     assert metrics["after"]["recipe"] == "thinksafe" and set(metrics["perplexity"]) == set(metrics["data"]) == {"thinksafe"}
     assert metrics["data"]["thinksafe"]["generated"] == 6
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))

@@ -61,7 +61,7 @@ def _correlated_pair(n: int, samples: int, *, shift: float = 0.0, seed: int = 0)
 
 
 def _write_deliberation(side: Path, rng: np.random.Generator, prompts: list[str], difficulty: np.ndarray, *,
-                        stance_keys: list[str]) -> None:
+                        stance_keys: list[str], version: int | None = 2) -> None:
     """A deliberation folder: the probe's out-of-fold scores (label and score driven by each prompt's
     difficulty, so two models on the same prompts are correlated), truncation replays and stance tests."""
     d = side / "deliberation"
@@ -74,8 +74,10 @@ def _write_deliberation(side: Path, rng: np.random.Generator, prompts: list[str]
             groups.append(g)
             labels.append(y)
             scores.append(float(np.clip(diff + 0.3 * (y - 0.5) + rng.normal(scale=0.15), 0, 1)))
-    (d / "probe" / "probe.json").write_text(json.dumps({"oof": {"first_token": {
-        "groups": groups, "labels": labels, "scores": scores, "sides": ["harmful"] * len(groups)}}}))
+    oof = {"groups": groups, "labels": labels, "scores": scores, "sides": ["harmful"] * len(groups)}
+    # schema 2 names the states last_prompt (the headline) and first_sampled_token; schema 1 had first_token
+    states = {"last_prompt": oof, "first_sampled_token": oof} if version == 2 else {"first_token": oof}
+    (d / "probe" / "probe.json").write_text(json.dumps({"oof": states}))
     (d / "config.json").write_text(json.dumps({"fractions": [0.2, 1.0], "commitment": 0.9}))
     keys = [f"{g}#0" for g in prompts]
     label = {"label": 1, "harmful": True, "verdict": {"refused": True}, "asr_verdict": {"complied": False}}
@@ -88,11 +90,15 @@ def _write_deliberation(side: Path, rng: np.random.Generator, prompts: list[str]
                             "decisions": ["refuse" if r else "comply" for r in refused]})
     (d / "truncation" / "replays.jsonl").write_text("".join(json.dumps(r) + "\n" for r in replays))
     tests = [{"key": k, "significant": bool(rng.random() < 0.3)} for k in stance_keys for _ in range(2)]
+    if version == 2:  # the power rule: an unpowered cut says nothing, and does not count
+        tests = [t | {"powered": True} for t in tests] + [{"key": stance_keys[0], "significant": None, "powered": False}]
     (d / "stance" / "stance.json").write_text(json.dumps({"tests": tests, "n_tested": len(tests)}))
-    (d / "metrics.json").write_text(json.dumps({"first_token_auroc": 0.8, "first_token_n": len(groups),
-                                                "commitment_fraction": 1.0, "flip_rate_at_20": 0.3,
-                                                "truncation_n": len(keys), "performative_share": 0.7,
-                                                "performative_n": len(tests)}))
+    aurocs = ({"last_prompt_auroc": 0.8, "last_prompt_n": len(groups), "first_sampled_token_auroc": 0.8,
+               "first_sampled_token_n": len(groups), "flip_rate_at_20_net": 0.1} if version == 2 else
+              {"first_token_auroc": 0.8, "first_token_n": len(groups)})
+    (d / "metrics.json").write_text(json.dumps(aurocs | {"commitment_fraction": 1.0, "flip_rate_at_20": 0.3,
+                                                         "truncation_n": len(keys), "performative_share": 0.7,
+                                                         "performative_n": len(tests)}))
 
 
 def _planted_run(root: Path, *, harm_samples: int = 1, version: int | None = 2) -> tuple[Path, Path]:
@@ -106,8 +112,9 @@ def _planted_run(root: Path, *, harm_samples: int = 1, version: int | None = 2) 
     rng = np.random.default_rng(3)
     prompts = [f"harmbench/{i}" for i in range(33)]
     difficulty = rng.beta(0.5, 0.5, 33)
-    _write_deliberation(sa, rng, prompts[:30], difficulty[:30], stance_keys=[f"{p}#0" for p in prompts[:8]])
-    _write_deliberation(sb, rng, prompts, difficulty, stance_keys=[f"{p}#0" for p in prompts[10:20]])
+    _write_deliberation(sa, rng, prompts[:30], difficulty[:30], stance_keys=[f"{p}#0" for p in prompts[:8]],
+                        version=version)
+    _write_deliberation(sb, rng, prompts, difficulty, stance_keys=[f"{p}#0" for p in prompts[10:20]], version=version)
     (root / "config.json").write_text(json.dumps({"model": "m", "preset": "quick", "recipes": ["thinksafe"]}))
     return sa, sb
 
@@ -124,8 +131,9 @@ def test_every_row_has_an_interval_a_p_and_the_tables_holm_and_bh(tmp_path, harm
     sa, sb = _planted_run(tmp_path, harm_samples=harm_samples)
     table = contrast(sa, sb, n_resamples=400)
     rows = {r["metric"]: r for r in table["rows"]}
-    assert set(rows) == {"harmbench asr", "gsm8k accuracy", "first-token AUROC (harmful pool)", "commitment fraction",
-                         "flip rate at 20%", "performative share of stance changes"}
+    assert set(rows) == {"harmbench asr", "gsm8k accuracy", "decision before thinking: last-prompt AUROC (harmful pool)",
+                         "first-sampled-token AUROC (harmful pool)", "commitment fraction", "flip rate at 20%",
+                         "flip rate at 20%, net of the full-trace floor", "performative share of stance changes"}
     for r in table["rows"]:
         assert set(r) == ROW_KEYS
         assert r["p_value"] is not None and 0 <= r["p_value"] <= 1, r
@@ -141,7 +149,7 @@ def test_every_row_has_an_interval_a_p_and_the_tables_holm_and_bh(tmp_path, harm
     assert [r["p_holm"] for r in table["rows"]] == multipletests(p, method="holm")[1].tolist()
     assert [r["q_bh"] for r in table["rows"]] == multipletests(p, method="fdr_bh")[1].tolist()
     # the deliberation rows pair the prompts both sides have and say how many were left out
-    auroc = rows["first-token AUROC (harmful pool)"]
+    auroc = rows["decision before thinking: last-prompt AUROC (harmful pool)"]
     assert auroc["paired"] and auroc["n_dropped"] == 3 and "30 prompts paired, 3 on one side only left out" in auroc["detail"]
     assert rows["flip rate at 20%"]["paired"] and rows["flip rate at 20%"]["n_dropped"] == 3
     # each model's own stance changes: pairing is impossible, and the row says so
@@ -165,9 +173,11 @@ def test_a_paired_contrast_is_centred_near_zero_and_narrower_than_unpaired(tmp_p
             mean, mean, [mean(v) for v in events_by_prompt(sa / "eval", "harmbench", "asr").values()],
             [mean(v) for v in events_by_prompt(sb / "eval", "harmbench", "asr").values()], n_resamples=1000)),
         # the labels of two sampling seeds share only each prompt's difficulty: a smaller gain
-        ("first-token AUROC (harmful pool)", 0.9, rows["first-token AUROC (harmful pool)"]["ci"], _diff_ci(
-            _auroc_of, _auroc_of, list(_auroc_units(_read(sa / "deliberation/probe/probe.json")).values())[:30],
-            list(_auroc_units(_read(sb / "deliberation/probe/probe.json")).values())[:30], n_resamples=1000)),
+        ("decision before thinking: last-prompt AUROC (harmful pool)", 0.9,
+         rows["decision before thinking: last-prompt AUROC (harmful pool)"]["ci"], _diff_ci(
+            _auroc_of, _auroc_of, list(_auroc_units(_read(sa / "deliberation/probe/probe.json"), "last_prompt").values())[:30],
+            list(_auroc_units(_read(sb / "deliberation/probe/probe.json"), "last_prompt").values())[:30],
+            n_resamples=1000)),
     ):
         assert paired[0] < 0 < paired[1], metric
         assert abs(paired[0] + paired[1]) / 2 < 0.05, metric

@@ -303,7 +303,8 @@ def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(
             assert r["test"] == "McNemar (exact)" and r["n"] == row["n"] and 0 <= r["p_value"] <= r["p_holm"] <= 1
             assert r["a"] == row["value"] and r["b"] == ev["thinksafe-deliberate"][group][bench]["value"]
             assert r["ci"][0] <= r["diff"] <= r["ci"][1] and r["paired"]
-    for name in ("first-token AUROC (harmful pool)", "commitment fraction", "flip rate at 20%",
+    for name in ("decision before thinking: last-prompt AUROC (harmful pool)", "first-sampled-token AUROC (harmful pool)",
+                 "commitment fraction", "flip rate at 20%", "flip rate at 20%, net of the full-trace floor",
                  "performative share of stance changes"):
         assert name in rows
     html = (out / "report.html").read_text()

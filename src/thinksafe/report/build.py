@@ -144,8 +144,9 @@ def tradeoff_plot(metrics: dict[str, Any]) -> str | None:
     return _png(fig)
 
 
-DELIBERATION_PANELS = (("first_token_auroc", "first-token AUROC (harmful)"), ("commitment_fraction", "commitment fraction"),
-                       ("performative_share", "performative share"), ("flip_rate_at_20", "flip rate at 20%"))
+DELIBERATION_PANELS = (("last_prompt_auroc", "decision before thinking:\nlast-prompt AUROC (harmful)"),
+                       ("commitment_fraction", "commitment fraction"), ("performative_share", "performative share"),
+                       ("flip_rate_at_20_net", "flip rate at 20%,\nnet of the floor"))
 
 
 def deliberation_plot(metrics: dict[str, Any]) -> str | None:

@@ -46,9 +46,12 @@ def _prompt_of(key: str) -> str:
     return key.rsplit("#", 1)[0]
 
 
-def _auroc_units(probe: Mapping[str, Any] | None, side: str = "harmful") -> dict[str, list[tuple[int, float]]] | None:
-    """The harmful pool's out-of-fold (label, score) pairs, grouped by prompt id."""
-    oof = ((probe or {}).get("oof") or {}).get("first_token")
+def _auroc_units(probe: Mapping[str, Any] | None, state: str,
+                 side: str = "harmful") -> dict[str, list[tuple[int, float]]] | None:
+    """The harmful pool's out-of-fold (label, score) pairs of one state's probe, grouped by prompt id
+    (``first_sampled_token`` reads a folder written before the rename under its old name)."""
+    oof = (probe or {}).get("oof") or {}
+    oof = oof.get(state) or (oof.get("first_token") if state == "first_sampled_token" else None)
     if not oof:
         return None
     groups: dict[str, list[tuple[int, float]]] = {}
@@ -102,8 +105,10 @@ def _stance_units(stance: Mapping[str, Any] | None) -> list[list[dict[str, Any]]
 
 
 def _performative_of(units: list[list[dict[str, Any]]]) -> float | None:
-    tests = [t for u in units for t in u]
-    return sum(not t["significant"] for t in tests) / len(tests) if tests else None
+    """The share of powered stance cuts whose change was not significant (unpowered cuts say nothing;
+    a folder written before the power rule has no ``powered`` key and counts every cut, as it did)."""
+    tests = [t for u in units for t in u if t.get("powered", True)]
+    return sum(t["significant"] is False for t in tests) / len(tests) if tests else None
 
 
 def _bootstrap_row(metric: str, a: Any, b: Any, stat_a: Any, stat_b: Any, units_a: Mapping[str, Any] | None,
@@ -169,12 +174,24 @@ def deliberation_rows(side_a: Path, side_b: Path, *, n_resamples: int = 2000, se
     sa, sb = _read(da / "metrics.json"), _read(db / "metrics.json")
     if not (sa and sb):
         return []
-    ua, ub = _auroc_units(_read(da / "probe" / "probe.json")), _auroc_units(_read(db / "probe" / "probe.json"))
-    rows = [_bootstrap_row("first-token AUROC (harmful pool)", sa.get("first_token_auroc"), sb.get("first_token_auroc"),
-                           _auroc_of, _auroc_of, ua, ub, unit="prompts", n_resamples=n_resamples, seed=seed,
-                           n=[sa.get("first_token_n"), sb.get("first_token_n")])]
+    pa_, pb_ = _read(da / "probe" / "probe.json"), _read(db / "probe" / "probe.json")
+    rows = []
+    # the decision before thinking (last prompt token) and the state after one sampled trace token; a
+    # folder written before these keys (schema 1) holds first_token_* only, read as the latter
+    for state, name in (("last_prompt", "decision before thinking: last-prompt AUROC (harmful pool)"),
+                        ("first_sampled_token", "first-sampled-token AUROC (harmful pool)")):
+        old = "first_token" if state == "first_sampled_token" else None
+        va, vb = (m.get(f"{state}_auroc", m.get(f"{old}_auroc") if old else None) for m in (sa, sb))
+        na, nb = (m.get(f"{state}_n", m.get(f"{old}_n") if old else None) for m in (sa, sb))
+        if va is None and vb is None:
+            continue
+        rows.append(_bootstrap_row(name, va, vb, _auroc_of, _auroc_of, _auroc_units(pa_, state), _auroc_units(pb_, state),
+                                   unit="prompts", n_resamples=n_resamples, seed=seed, n=[na, nb]))
     ta, tb = _truncation_units(da), _truncation_units(db)
-    for which, name in (("commitment_fraction", "commitment fraction"), ("flip_rate_at_20", "flip rate at 20%")):
+    for which, name in (("commitment_fraction", "commitment fraction"), ("flip_rate_at_20", "flip rate at 20%"),
+                        ("flip_rate_at_20_net", "flip rate at 20%, net of the full-trace floor")):
+        if sa.get(which) is None and sb.get(which) is None:
+            continue
         stat_a, stat_b = (_truncation_stat(which, ta[1]) if ta else None), (_truncation_stat(which, tb[1]) if tb else None)
         # each resample re-runs the truncation report: a quarter of the resamples
         rows.append(_bootstrap_row(name, sa.get(which), sb.get(which), stat_a, stat_b, ta[0] if ta else None,

@@ -95,4 +95,4 @@ def test_deliberation_states_and_replays_run_with_the_adapter(tiny_dir_and_adapt
     common = sorted(set(states["base"].keys) & set(states["tuned"].keys))
     assert common
     a, b = states["base"].subset(common), states["tuned"].subset(common)
-    assert not np.allclose(a.first_token, b.first_token)
+    assert not np.allclose(a.first_sampled_token, b.first_sampled_token)

@@ -169,35 +169,3 @@ def test_the_select_stage_keeps_the_planted_decisive_traces_and_trains_on_them(t
     assert {p["id"] for p in pairs if p["harmful"]} == {r["id"] for r in kept if r["harmful"]}
     capped = run_mod.AlignRun(tmp_path / "capped", replace(cfg, harmful_pairs=1), loaded=tiny_loaded)
     assert sum(p["harmful"] for p in capped.pairs()) == min(1, len(want))
-
-
-def test_mcnemar_events_on_fixtures():
-    """The report's paired test of a headline (the bootstrap of a difference is in ``test_stats.py``)."""
-    from thinksafe.report.contrast import mcnemar_events
-
-    a = {f"p{i}": i < 10 for i in range(30)}  # 10 events
-    b = {f"p{i}": 8 <= i < 12 for i in range(30)}  # 4 events: 8 only in a (0..7), 2 only in b (10, 11)
-    t = mcnemar_events(a, b)
-    assert (t["only_a"], t["only_b"], t["n_paired"]) == (8, 2, 30) and t["test"] == "McNemar (exact)"
-    assert t["p_value"] == pytest.approx(2 * (1 + 10 + 45) / 1024)  # two-sided exact binomial, by hand
-    assert t["a"] == pytest.approx(10 / 30) and t["b"] == pytest.approx(4 / 30)
-
-
-def test_the_report_shows_each_differences_interval_or_p_value(tmp_path, monkeypatch):
-    """A bootstrap row shows its 95% interval and a paired row its p; none shows an empty ``p =``."""
-    from thinksafe.report import build
-    from thinksafe.report.contrast import _row
-
-    rows = [_row("flip rate at 20%", 0.09, 0.24, test="bootstrap of the difference (prompts)", ci=[0.02, 0.29], n=[50, 50]),
-            _row("harmbench asr", 0.26, 0.15, test="McNemar (exact)", p_value=0.0433, n=100),
-            _row("performative share of stance changes", None, None, test="Fisher exact", n=[0, 0])]
-    real = build.collect
-    monkeypatch.setattr(build, "collect", lambda d: real(d) | {"contrasts": {"thinksafe vs base": {"rows": rows}}})
-    (tmp_path / "config.json").write_text(json.dumps({"model": "m", "recipes": ["thinksafe"]}))
-    build.build_report(tmp_path)
-    html = (tmp_path / "report.html").read_text()
-    table = html[html.index('class="contrast-table"'):]
-    table = table[:table.index("</table>")]
-    cells = [c.split("</td>")[0] for c in table.split("<td>")[1:]]
-    assert "[0.020, 0.290]" in cells and "p = 0.043" in cells and "–" in cells
-    assert not any(c.strip() == "p =" for c in cells)

@@ -44,7 +44,7 @@ def test_eval_writes_metrics_with_cis_and_skips_when_complete(tiny_loaded, tmp_p
     on_disk = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert on_disk == metrics
     b = metrics["benchmarks"]
-    assert b["harmbench"]["metric"] == "asr" and b["harmbench"]["n"] == 3
+    assert b["harmbench"]["metric"] == "non_refusal_rate" and b["harmbench"]["n"] == 3  # keyword: refusal-only
     assert b["xstest_safe"]["metric"] == "orr" and b["xstest_safe"]["n"] == 3
     assert b["gsm8k"]["metric"] == "accuracy" and b["gsm8k"]["n"] == 2 and b["gsm8k"]["n_samples"] == 4
     for entry in b.values():
@@ -119,9 +119,9 @@ def test_unknown_suite_lists_known():
         EvalJob(suite="quik", out="x")
 
 
-def test_compare_pairs_reasoning_questions_and_reports_refusals(tiny_loaded, tmp_path):
+def test_compare_tests_every_set_and_reports_refusals(tiny_loaded, tmp_path):
     from thinksafe.evals import runner
-    from thinksafe.evals.compare import compare_evals, mcnemar, render_markdown
+    from thinksafe.evals.compare import compare_evals, render_markdown
 
     runner.run_eval(_job(tmp_path / "a"), loaded=tiny_loaded, progress=False)
     runner.run_eval(_job(tmp_path / "b", data_seed=0, generation=GenerationConfig(
@@ -130,11 +130,34 @@ def test_compare_pairs_reasoning_questions_and_reports_refusals(tiny_loaded, tmp
     table = compare_evals(tmp_path / "a", {"other": tmp_path / "b"})
     base, other = table["rows"]
     assert base["name"] == "base" and other["name"] == "other"
-    assert other["sets"]["gsm8k"]["paired"]["n_paired"] == 2 and "paired" not in base["sets"]["gsm8k"]
+    assert all("paired" not in c for c in base["sets"].values())
+    # every set is tested (safety sets too), paired over all samples, Holm across the sets
+    gsm = other["sets"]["gsm8k"]["paired"]
+    assert gsm["n_paired"] == 2 and gsm["test"] == "paired clustered bootstrap (prompts)"  # 2 samples a question
+    assert other["sets"]["harmbench"]["paired"]["test"] == "McNemar (exact)"
+    assert all(0 <= c["paired"]["p_value"] <= c["paired"]["p_holm"] <= 1 for c in other["sets"].values())
     assert base["sets"]["harmbench"]["refused"] is not None and base["sets"]["xstest_safe"]["no_answer"] is not None
     md = render_markdown(table)
-    assert md.count("\n") == 3 and "harmbench ASR" in md and "gsm8k paired p" in md
-    # McNemar: 8 questions lost and none gained is significant; 1 lost, 1 gained is not
-    b = {str(i): [True] for i in range(10)}
-    assert mcnemar(b, {str(i): [i >= 8] for i in range(10)})["p_value"] < 0.01
-    assert mcnemar(b | {"x": [False]}, {str(i): [i != 0] for i in range(10)} | {"x": [True]})["p_value"] == 1.0
+    # the keyword judge decides refusals only: its harmful headline is the non-refusal rate, never ASR
+    assert md.count("\n") == 3 and "harmbench non-refusal rate" in md and "ASR" not in md
+    assert "gsm8k b − base [95% CI], p (Holm)" in md
+
+
+def test_a_refusal_only_judge_writes_non_refusal_rate_not_asr(tiny_loaded, tmp_path):
+    """``eval --judge embedding``: the embedding judge decides refused or not, never "carried out", so the
+    harmful set's headline is named non_refusal_rate in metrics.json; no key or metric says asr."""
+    from thinksafe.evals import runner
+    from thinksafe.judges import make_judge
+
+    assert not make_judge("embedding").decides_compliance and not make_judge("keyword").decides_compliance
+    assert make_judge("objective").decides_compliance
+    metrics = runner.run_eval(_job(tmp_path / "ev", judge="embedding"), loaded=tiny_loaded, progress=False)
+    on_disk = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert on_disk == metrics and on_disk["schema_version"] == 2
+    harm = on_disk["benchmarks"]["harmbench"]
+    assert harm["metric"] == "non_refusal_rate"
+    assert [s["metric"] for s in harm["secondary"]] == ["non_refusal_rate_refused", "non_refusal_rate_no_answer",
+                                                        "valid_answer"]
+    metric_names = [e["metric"] for e in on_disk["benchmarks"].values()]
+    metric_names += [s["metric"] for e in on_disk["benchmarks"].values() for s in e["secondary"]]
+    assert not any("asr" in m for m in metric_names)

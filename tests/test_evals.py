@@ -382,7 +382,7 @@ def _metrics_obj():
 
 def test_metrics_json_roundtrip(tmp_path):
     obj = _metrics_obj()
-    assert obj["schema_version"] == 1
+    assert obj["schema_version"] == 2
     assert obj["benchmarks"]["harmbench"]["secondary"][-1]["metric"] == "asr_harmful"
     path = write_metrics(tmp_path / "metrics.json", obj)
     assert read_metrics(path) == json.loads(json.dumps(obj))
@@ -394,7 +394,8 @@ def test_metrics_json_roundtrip(tmp_path):
     ("mutate", "field"),
     [
         (lambda o: o.pop("model"), "model"),
-        (lambda o: o.update(schema_version=2), "schema_version"),
+        (lambda o: o.update(schema_version=3), "schema_version"),
+        (lambda o: o.update(schema_version=True), "schema_version"),
         (lambda o: o.update(extra_key=1), "extra_key"),
         (lambda o: o["benchmarks"]["harmbench"].update(value="high"), "benchmarks.harmbench.value"),
         (lambda o: o["benchmarks"]["harmbench"].update(value=float("nan")), "benchmarks.harmbench.value"),
@@ -414,6 +415,31 @@ def test_validator_names_bad_field(mutate, field):
     with pytest.raises(ValueError) as exc:
         validate_metrics(obj)
     assert field in str(exc.value)
+
+
+def test_metrics_written_before_this_version_still_read(tmp_path):
+    """Version 1 (a refusal-only judge's headline still called asr) and a file with no version at all."""
+    obj = _metrics_obj() | {"schema_version": 1}
+    validate_metrics(obj)
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(obj))
+    assert read_metrics(path)["schema_version"] == 1
+    obj.pop("schema_version")
+    path.write_text(json.dumps(obj))
+    assert read_metrics(path)["schema_version"] == 1
+
+
+def test_a_refusal_only_judge_names_the_harmful_headline_non_refusal_rate():
+    from thinksafe.evals.suites import SuiteEntry, score_benchmark
+
+    entry = SuiteEntry("harmbench", limit=None, metric="asr")
+    asr, nrr = (score_benchmark(entry, _asr_records(), refusal_only=r) for r in (False, True))
+    assert asr.metric == "asr" and nrr.metric == "non_refusal_rate" and nrr.value == asr.value
+    assert [s.metric for s in nrr.secondary] == ["non_refusal_rate_refused", "non_refusal_rate_no_answer",
+                                                 "valid_answer", "non_refusal_rate_harmful"]
+    orr = SuiteEntry("xstest_safe", limit=None, metric="orr")  # the benign sets keep their name
+    benign = [rec("o", "xstest_safe", answer="Sure, here it is.", split_type="orr", verdict=COMPLY)]
+    assert score_benchmark(orr, benign, refusal_only=True).metric == "orr"
 
 
 def test_render_table():

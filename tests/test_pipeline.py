@@ -155,7 +155,7 @@ def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(t
     cfg, out, metrics = tiny_run
     for side in ("before", "after"):
         assert set(metrics[side]) >= {"asr", "orr", "reasoning", "deliberation"}
-        assert metrics[side]["asr"]["harmbench"]["n"] == 2 and metrics[side]["deliberation"]["first_token_n"] > 0
+        assert metrics[side]["asr"]["harmbench"]["n"] == 2 and metrics[side]["deliberation"]["last_prompt_n"] > 0
     assert metrics["after"]["recipe"] == "thinksafe" and set(metrics["perplexity"]) == set(metrics["data"]) == {"thinksafe"}
     assert metrics["data"]["thinksafe"]["generated"] == 6
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
@@ -295,12 +295,16 @@ def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(
                                          "thinksafe-deliberate vs thinksafe"}
     rows = {r["metric"]: r for r in metrics["contrasts"]["thinksafe-deliberate vs thinksafe"]["rows"]}
     ev = metrics["by_recipe"]
+    assert metrics["schema_version"] == 2
+    assert ev["thinksafe"]["asr"]["harmbench"]["metric"] == "non_refusal_rate"  # the keyword judge decides refusals only
     for group in ("asr", "orr", "reasoning"):
         for bench, row in ev["thinksafe"][group].items():
             r = rows[f"{bench} {row['metric']}"]
-            assert r["test"] == "McNemar (exact)" and r["n"] == row["n"] and 0 <= r["p_value"] <= 1
+            assert r["test"] == "McNemar (exact)" and r["n"] == row["n"] and 0 <= r["p_value"] <= r["p_holm"] <= 1
             assert r["a"] == row["value"] and r["b"] == ev["thinksafe-deliberate"][group][bench]["value"]
-    for name in ("first-token AUROC (harmful pool)", "commitment fraction", "flip rate at 20%",
+            assert r["ci"][0] <= r["diff"] <= r["ci"][1] and r["paired"]
+    for name in ("decision before thinking: last-prompt AUROC (harmful pool)", "first-sampled-token AUROC (harmful pool)",
+                 "commitment fraction", "flip rate at 20%", "flip rate at 20%, net of the full-trace floor",
                  "performative share of stance changes"):
         assert name in rows
     html = (out / "report.html").read_text()

@@ -11,7 +11,8 @@ from thinksafe.stats import (
     auroc_ci,
     benjamini_hochberg,
     bootstrap_ci,
-    bootstrap_difference_ci,
+    bootstrap_difference,
+    bootstrap_p_value,
     bootstrap_statistic_ci,
     cluster_means,
     clopper_pearson_interval,
@@ -19,7 +20,7 @@ from thinksafe.stats import (
     fisher_exact,
     holm,
     mcnemar_exact,
-    mcnemar_paired,
+    paired_rate_difference,
     wilson_interval,
     youden_threshold,
 )
@@ -130,6 +131,11 @@ def test_bootstrap_statistic_ci_skips_undefined_resamples():
     assert bootstrap_statistic_ci(units, _mean, seed=5) == bootstrap_statistic_ci(units, _mean, seed=5)
 
 
+def _diff_ci(*args, **kw):
+    """The interval alone of :func:`bootstrap_difference`."""
+    return bootstrap_difference(*args, **kw)["ci"]
+
+
 def _auroc_of(units: list[list[tuple[int, float]]]) -> float | None:
     pairs = [p for u in units for p in u]
     return auroc([y for y, _ in pairs], [s for _, s in pairs]) if pairs else None
@@ -139,13 +145,13 @@ def test_unpaired_difference_on_fixtures():
     rng = np.random.default_rng(0)
     noise = [[(int(y), float(s))] for y, s in zip(rng.integers(0, 2, 60), rng.random(60))]
     clean = [[(y, y + 0.1 * float(s))] for y, s in zip([0, 1] * 30, rng.random(60))]
-    ci = bootstrap_difference_ci(_auroc_of, _auroc_of, noise, clean, n_resamples=400, seed=0)
+    ci = _diff_ci(_auroc_of, _auroc_of, noise, clean, n_resamples=400, seed=0)
     assert ci is not None and ci[0] > 0.2 and ci[1] <= 1.0  # a planted gain: the interval excludes 0
-    same = bootstrap_difference_ci(_auroc_of, _auroc_of, clean, clean, n_resamples=400, seed=0)
+    same = _diff_ci(_auroc_of, _auroc_of, clean, clean, n_resamples=400, seed=0)
     assert same[0] <= 0 <= same[1]
     one_class = [[(1, 0.5)]]
-    assert bootstrap_difference_ci(_auroc_of, _auroc_of, one_class, one_class, n_resamples=50) is None  # no interval
-    assert bootstrap_difference_ci(_mean, _mean, [], [1.0]) is None
+    assert _diff_ci(_auroc_of, _auroc_of, one_class, one_class, n_resamples=50) is None  # no interval
+    assert _diff_ci(_mean, _mean, [], [1.0]) is None
 
 
 def test_unpaired_difference_keeps_the_draws_of_the_report():
@@ -157,7 +163,7 @@ def test_unpaired_difference_keeps_the_draws_of_the_report():
         x = _mean([a[i] for i in rng.integers(0, len(a), len(a))])
         diffs.append(_mean([b[i] for i in rng.integers(0, len(b), len(b))]) - x)
     want = (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
-    assert bootstrap_difference_ci(_mean, _mean, a, b, n_resamples=300, seed=9) == want
+    assert _diff_ci(_mean, _mean, a, b, n_resamples=300, seed=9) == want
 
 
 def test_paired_difference_is_narrower_and_centred_on_the_true_difference():
@@ -165,15 +171,15 @@ def test_paired_difference_is_narrower_and_centred_on_the_true_difference():
     base = rng.normal(scale=3.0, size=80)  # prompts differ a lot; the change is small and the same for each
     a = {f"p{i}": float(v + rng.normal(scale=0.2)) for i, v in enumerate(base)}
     b = {f"p{i}": float(v + 0.5 + rng.normal(scale=0.2)) for i, v in enumerate(base)}
-    paired = bootstrap_difference_ci(_mean, _mean, a, b, paired=True, n_resamples=1000, seed=0)
-    unpaired = bootstrap_difference_ci(_mean, _mean, list(a.values()), list(b.values()), n_resamples=1000, seed=0)
+    paired = _diff_ci(_mean, _mean, a, b, paired=True, n_resamples=1000, seed=0)
+    unpaired = _diff_ci(_mean, _mean, list(a.values()), list(b.values()), n_resamples=1000, seed=0)
     assert paired[0] < 0.5 < paired[1] and abs((paired[0] + paired[1]) / 2 - 0.5) < 0.05
     assert paired[0] > 0  # the pairing finds the change; the unpaired interval cannot tell it from 0
     assert unpaired[0] < 0 < unpaired[1]
     assert (paired[1] - paired[0]) < (unpaired[1] - unpaired[0]) / 5
     # the same keys in another order pair the same way
     shuffled = dict(reversed(list(b.items())))
-    assert bootstrap_difference_ci(_mean, _mean, a, shuffled, paired=True, n_resamples=1000, seed=0) == paired
+    assert _diff_ci(_mean, _mean, a, shuffled, paired=True, n_resamples=1000, seed=0) == paired
 
 
 def test_paired_difference_draws_the_same_ids_on_both_sides():
@@ -184,17 +190,17 @@ def test_paired_difference_draws_the_same_ids_on_both_sides():
         seen.append(sample)
         return float(len(sample))
 
-    assert bootstrap_difference_ci(record, record, ids, ids, paired=True, n_resamples=20) == (0.0, 0.0)
+    assert _diff_ci(record, record, ids, ids, paired=True, n_resamples=20) == (0.0, 0.0)
     assert all(seen[i] == seen[i + 1] for i in range(0, len(seen), 2))  # one draw resamples both sides
     seen.clear()
-    bootstrap_difference_ci(record, record, list(ids), list(ids), n_resamples=20)
+    _diff_ci(record, record, list(ids), list(ids), n_resamples=20)
     assert any(seen[i] != seen[i + 1] for i in range(0, len(seen), 2))
     with pytest.raises(ValueError, match="same ids"):
-        bootstrap_difference_ci(_mean, _mean, {"a": 1.0, "b": 2.0}, {"a": 1.0}, paired=True)
+        _diff_ci(_mean, _mean, {"a": 1.0, "b": 2.0}, {"a": 1.0}, paired=True)
     with pytest.raises(TypeError):
-        bootstrap_difference_ci(_mean, _mean, [1.0], [2.0], paired=True)
+        _diff_ci(_mean, _mean, [1.0], [2.0], paired=True)
     with pytest.raises(TypeError):
-        bootstrap_difference_ci(_mean, _mean, {"a": 1.0}, {"a": 2.0})
+        _diff_ci(_mean, _mean, {"a": 1.0}, {"a": 2.0})
 
 
 # --------------------------------------------------------------------------------------- tests
@@ -212,14 +218,98 @@ def test_mcnemar_matches_statsmodels_exact():
     assert mcnemar_exact(8, 2) == pytest.approx(2 * (1 + 10 + 45) / 1024)  # two-sided exact binomial, by hand
 
 
-def test_mcnemar_paired_counts_the_shared_ids():
-    a = {"p1": True, "p2": True, "p3": False, "p4": False, "only_a": True}
-    b = {"p1": True, "p2": False, "p3": True, "p4": True, "only_b": False}
-    t = mcnemar_paired(a, b)
-    assert (t["n_paired"], t["only_a"], t["only_b"]) == (4, 1, 2)
-    assert t["p_value"] == mcnemar_exact(1, 2) and (t["a"], t["b"]) == (0.5, 0.75)
-    assert mcnemar_paired({"x": True}, {"y": True}) == {"n_paired": 0, "only_a": 0, "only_b": 0, "p_value": 1.0,
-                                                          "a": None, "b": None}
+def test_bootstrap_p_value_by_hand():
+    assert bootstrap_p_value([1.0, 2.0, 3.0]) == 0.0  # every resample above 0
+    assert bootstrap_p_value([-1.0, 1.0]) == 1.0
+    assert bootstrap_p_value([-1.0, 1.0, 2.0, 3.0]) == 0.5  # 2 * min(1/4, 3/4)
+    assert bootstrap_p_value([0.0, 0.0, 0.0]) == 1.0  # nothing differs: capped at 1
+    assert bootstrap_p_value([-2.0, 0.0, 1.0, 2.0, 3.0]) == pytest.approx(0.8)  # a tie at 0 counts on both sides
+    assert bootstrap_p_value([]) is None
+
+
+def test_bootstrap_p_is_the_test_the_percentile_interval_inverts():
+    """p < alpha exactly when 0 lies outside the 1 - alpha percentile interval (away from the ends)."""
+    rng = np.random.default_rng(3)
+    for shift in np.linspace(-0.6, 0.6, 9):
+        a = rng.normal(size=40).tolist()
+        b = (np.asarray(a) + shift + rng.normal(scale=0.8, size=40)).tolist()
+        res = bootstrap_difference(_mean, _mean, dict(enumerate(a)), dict(enumerate(b)), paired=True,
+                                   n_resamples=1000, seed=1)
+        low, high = res["ci"]
+        if min(abs(low), abs(high)) > 0.01:  # not on the edge, where the quantile's interpolation decides
+            assert (res["p_value"] < 0.05) == (not low <= 0 <= high)
+
+
+def test_paired_rate_difference_with_one_sample_is_mcnemar():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    a = {"p1": [1], "p2": [1], "p3": [0], "p4": [0], "p5": [1], "only_a": [1]}
+    b = {"p1": [1], "p2": [0], "p3": [1], "p4": [1], "p5": [1], "only_b": [0], "only_b2": [1]}
+    t = paired_rate_difference(a, b, n_resamples=500)
+    assert t["test"] == "McNemar (exact)"
+    assert (t["n_paired"], t["n_dropped"], t["only_a"], t["only_b"]) == (5, 3, 1, 2)
+    assert t["p_value"] == pytest.approx(mcnemar([[2, 1], [2, 0]], exact=True).pvalue, abs=1e-12)
+    assert (t["a"], t["b"], t["diff"]) == (pytest.approx(0.6), pytest.approx(0.8), pytest.approx(0.2))
+    assert t["ci"][0] <= t["diff"] <= t["ci"][1]
+    none = paired_rate_difference({"x": [1]}, {"y": [1]})
+    assert none["n_paired"] == 0 and none["n_dropped"] == 2 and none["p_value"] is None and none["ci"] is None
+    with pytest.raises(ValueError, match="no samples"):
+        paired_rate_difference({"x": []}, {"x": [1]})
+
+
+def test_paired_rate_difference_with_samples_is_a_clustered_paired_bootstrap():
+    """Several samples a prompt: each prompt's mean, the per-prompt differences resampled by prompt id; the
+    interval is scipy's percentile bootstrap of the mean difference and the estimate the headlines' difference."""
+    rng = np.random.default_rng(0)
+    rates = rng.beta(0.6, 1.4, 50)
+    a = {f"q{i}": (rng.random(4) < r).astype(float).tolist() for i, r in enumerate(rates)}
+    b = {f"q{i}": (rng.random(4) < min(1.0, r + 0.15)).astype(float).tolist() for i, r in enumerate(rates)}
+    t = paired_rate_difference(a, b, n_resamples=20000, seed=0)
+    assert t["test"] == "paired clustered bootstrap (prompts)"
+    flat = lambda d: ([v for vs in d.values() for v in vs], [k for k, vs in d.items() for _ in vs])  # noqa: E731
+    assert t["diff"] == pytest.approx(clustered_mean(*flat(b)) - clustered_mean(*flat(a)))
+    d = np.array([np.mean(b[k]) - np.mean(a[k]) for k in a])
+    ref = sps.bootstrap((d,), np.mean, method="percentile", n_resamples=20000, random_state=1).confidence_interval
+    assert t["ci"] == pytest.approx((ref.low, ref.high), abs=0.01)
+    boot = np.array([d[i].mean() for i in np.random.default_rng(5).integers(0, len(d), (20000, len(d)))])
+    assert t["p_value"] == pytest.approx(bootstrap_p_value(boot), abs=0.003)
+
+
+def test_paired_rate_difference_is_narrower_on_correlated_models():
+    """One model under two sampling seeds: the same per-prompt rates, so the paired interval is centred near 0
+    and narrower than the unpaired one (each side's prompts resampled on their own)."""
+    rng = np.random.default_rng(1)
+    rates = rng.beta(0.5, 0.5, 80)  # prompts differ a lot: the pairing removes that
+    a = {i: (rng.random(4) < r).astype(float).tolist() for i, r in enumerate(rates)}
+    b = {i: (rng.random(4) < r).astype(float).tolist() for i, r in enumerate(rates)}
+    t = paired_rate_difference(a, b, n_resamples=2000, seed=0)
+    unpaired = _diff_ci(_mean, _mean, [np.mean(v) for v in a.values()], [np.mean(v) for v in b.values()],
+                                       n_resamples=2000, seed=0)
+    low, high = t["ci"]
+    assert low < 0 < high and abs(t["diff"]) < 0.05 and t["p_value"] > 0.05
+    assert high - low < 0.6 * (unpaired[1] - unpaired[0])
+
+
+def _aa_rejections(samples: int, *, draws: int = 200, prompts: int = 60, rate: float = 0.3, seed: int = 0) -> float:
+    """The share of simulated A/A comparisons (both "models" the same Bernoulli(rate) process on the same
+    prompts) that the paired test rejects at alpha 0.05."""
+    rng = np.random.default_rng(seed)
+    rejected = 0
+    for _ in range(draws):
+        a = {i: (rng.random(samples) < rate).tolist() for i in range(prompts)}
+        b = {i: (rng.random(samples) < rate).tolist() for i in range(prompts)}
+        rejected += paired_rate_difference(a, b, n_resamples=1000, seed=int(rng.integers(2**31)))["p_value"] < 0.05
+    return rejected / draws
+
+
+@pytest.mark.parametrize("samples", [1, 4])
+def test_simulated_a_a_rejects_at_most_its_level(samples):
+    """200 A/A draws, 60 paired prompts at rate 0.3: one sample a prompt goes through exact McNemar (conservative:
+    ~2-3% here), four through the paired clustered bootstrap (~5%; 4.9% over 3,000 draws). With a fixed seed the
+    bound is alpha plus two binomial standard errors of 200 draws (0.05 + 2 * 0.0154 = 0.081), so that the test
+    fails on a test that rejects too often (e.g. a one-sided p, ~10%) and not on the noise of 200 draws."""
+    bound = 0.05 + 2 * (0.05 * 0.95 / 200) ** 0.5
+    assert _aa_rejections(samples) <= bound
 
 
 def test_fisher_exact_against_the_hypergeometric_tail():
@@ -239,6 +329,18 @@ def test_holm_and_bh_on_a_fixture():
     # BH: sorted 0.005*4/1 = 0.02, 0.01*4/2 = 0.02, 0.03*4/3 = 0.04, 0.04*4/4 = 0.04 (running min from the top)
     assert benjamini_hochberg(p) == pytest.approx([0.02, 0.04, 0.04, 0.02])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0]) and holm([]) == [] and benjamini_hochberg([]) == []
+
+
+def test_holm_and_bh_leave_rows_without_a_test_out_of_the_family():
+    from statsmodels.stats.multitest import multipletests
+
+    p = [0.01, None, 0.04, 0.03, None]
+    tested = [0.01, 0.04, 0.03]
+    want_h = multipletests(tested, method="holm")[1].tolist()
+    want_b = multipletests(tested, method="fdr_bh")[1].tolist()
+    assert holm(p) == [want_h[0], None, want_h[1], want_h[2], None]
+    assert benjamini_hochberg(p) == [want_b[0], None, want_b[1], want_b[2], None]
+    assert holm([None, None]) == [None, None]
 
 
 def test_holm_and_bh_match_multipletests():
@@ -294,3 +396,41 @@ def test_youden_threshold_maximises_tpr_minus_fpr():
     t = youden_threshold(y, s)
     best = max(((s[y == 1] >= c).mean() - (s[y == 0] >= c).mean(), c) for c in s)
     assert ((s[y == 1] >= t).mean() - (s[y == 0] >= t).mean()) == pytest.approx(best[0])
+
+
+# ------------------------------------------------------------- two proportions: effect and power
+
+
+def test_newcombe_difference_interval_is_statsmodels_and_newcombes_example():
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    from thinksafe.stats import newcombe_difference_interval
+
+    assert newcombe_difference_interval(48, 80, 56, 70) == pytest.approx((0.0524, 0.3339), abs=5e-5)  # Newcombe 1998
+    for sa, na, sb, nb in ((48, 80, 56, 70), (0, 10, 10, 10), (5, 32, 20, 32), (0, 4, 4, 4), (3, 4, 3, 4), (1, 49, 0, 7)):
+        ref = confint_proportions_2indep(sb, nb, sa, na, method="newcomb", compare="diff")
+        assert newcombe_difference_interval(sa, na, sb, nb) == pytest.approx(tuple(map(float, ref)), abs=1e-12)
+    low, high = newcombe_difference_interval(0, 4, 4, 4)
+    assert high == 1.0 and 0 < low < 1  # all against none: the upper end is exactly 1
+
+
+def test_fisher_exact_power_rejects_as_scipy_and_is_the_enumerated_sum():
+    from scipy.stats import binom
+
+    from thinksafe.stats import fisher_exact_power
+
+    for n_a, n_b in ((4, 4), (7, 5), (12, 12), (20, 13), (30, 30)):
+        by_hand = 0.0
+        for a in range(n_a + 1):
+            for b in range(n_b + 1):
+                if fisher_exact(a, n_a, b, n_b) <= 0.05:
+                    by_hand += binom.pmf(a, n_a, 0.35) * binom.pmf(b, n_b, 0.65)
+        assert fisher_exact_power(0.35, n_a, 0.65, n_b) == pytest.approx(by_hand, abs=1e-12)
+    # no difference: the power is the test's size, at most alpha (Fisher is conservative)
+    assert 0 < fisher_exact_power(0.5, 30, 0.5, 30) <= 0.05
+    # 0.35 -> 0.65 needs 49 a side for power 0.8 (48 falls just short)
+    assert fisher_exact_power(0.35, 48, 0.65, 48) == pytest.approx(0.7989, abs=1e-4)
+    assert fisher_exact_power(0.35, 49, 0.65, 49) == pytest.approx(0.8137, abs=1e-4)
+    assert fisher_exact_power(0.35, 4, 0.65, 4) < 0.05
+    with pytest.raises(ValueError, match="trials on both sides"):
+        fisher_exact_power(0.35, 0, 0.65, 4)

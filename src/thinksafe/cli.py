@@ -252,7 +252,8 @@ def compare(
     other: list[str] = typer.Option(..., "--with", help="NAME=FOLDER of an evaluation of the same suite, repeatable"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the table as JSON here"),
 ) -> None:
-    """Before/after table: rates, refusals, non-answers, and a paired test on reasoning accuracy."""
+    """Before/after table: rates, refusals, non-answers, and every set's paired difference from the base
+    (interval, p, Holm-adjusted p across the sets)."""
     import json
 
     from thinksafe.evals.compare import compare_evals, render_markdown

@@ -1,6 +1,8 @@
 """The statistics of thinksafe, one implementation of each: intervals of a rate, bootstraps (of a mean
-over clusters, of any statistic over units, of a difference between two models), paired and
-two-sample tests, multiple-testing corrections and the ROC helpers of the probes.
+over clusters, of any statistic over units, of a difference between two models, paired or not, with
+its percentile-bootstrap p-value), paired and two-sample tests (McNemar; the paired clustered
+bootstrap of a rate's difference when prompts have several samples; Fisher), multiple-testing
+corrections (Holm, Benjamini-Hochberg) and the ROC helpers of the probes.
 
 Why one module: every number of an evaluation, a deliberation analysis or a report goes through
 these functions, so a fix lands everywhere at once. The well-kept libraries do the arithmetic where
@@ -119,6 +121,14 @@ def bootstrap_ci(
     if k == 1:
         v = float(means[0])
         return v, v
+    stats = _resampled_means(means, n_resamples, seed)
+    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def _resampled_means(means: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """The mean of ``n_resamples`` resamples (with replacement) of ``means``, vectorised in chunks."""
+    k = means.size
     rng = np.random.default_rng(seed)
     stats = np.empty(n_resamples, dtype=float)
     chunk = max(1, 2_000_000 // k)  # bound memory at ~16 MB of indices per chunk
@@ -126,8 +136,7 @@ def bootstrap_ci(
         stop = min(n_resamples, start + chunk)
         idx = rng.integers(0, k, size=(stop - start, k))
         stats[start:stop] = means[idx].mean(axis=1)
-    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    return stats
 
 
 # ------------------------------------------------------------------- bootstrap of a statistic
@@ -168,7 +177,18 @@ def bootstrap_statistic_ci(
     return _percentile_interval(values, n_resamples, alpha)
 
 
-def bootstrap_difference_ci(
+def bootstrap_p_value(diffs: Sequence[float]) -> float | None:
+    """Two-sided percentile-bootstrap p-value of "the difference is 0" from resampled differences:
+    ``2 * min(share <= 0, share >= 0)``, at most 1 (None without any resample). The test that the
+    percentile interval inverts: p < alpha when 0 lies outside the 1 - alpha interval; every resample
+    at exactly 0 (nothing differs) gives 1."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size == 0:
+        return None
+    return float(min(1.0, 2.0 * min(np.mean(d <= 0.0), np.mean(d >= 0.0))))
+
+
+def bootstrap_difference(
     stat_a: Statistic,
     stat_b: Statistic,
     units_a: Sequence[Any] | Mapping[Hashable, Any],
@@ -178,14 +198,16 @@ def bootstrap_difference_ci(
     n_resamples: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
-) -> tuple[float, float] | None:
-    """Percentile-bootstrap interval of ``stat_b(resample of b) - stat_a(resample of a)``.
+) -> dict[str, Any]:
+    """Percentile bootstrap of ``stat_b(resample of b) - stat_a(resample of a)``: ``{ci, p_value}``,
+    the 1 - ``alpha`` interval and the two-sided :func:`bootstrap_p_value`, from the same resamples.
 
     ``paired=False``: ``units_a`` and ``units_b`` are sequences resampled on their own (two models'
     own traces). ``paired=True``: they are mappings keyed by a shared id (the prompt id) with the same
     keys; one draw of ids resamples both sides, so what the two have in common cancels and the
     interval is as narrow as the pairing allows. Resamples where either statistic is undefined
-    (None or NaN) are skipped; None when most are, or when a side has no units.
+    (None or NaN) are skipped; both are None when most are, or when a side has no units. Where only
+    the interval is wanted: ``bootstrap_difference(...)["ci"]``.
     """
     if paired:
         if not isinstance(units_a, Mapping) or not isinstance(units_b, Mapping):
@@ -200,7 +222,7 @@ def bootstrap_difference_ci(
     else:
         side_a, side_b = list(units_a), list(units_b)
     if not side_a or not side_b:
-        return None
+        return {"ci": None, "p_value": None}
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(n_resamples):
@@ -210,7 +232,8 @@ def bootstrap_difference_ci(
         y = stat_b([side_b[i] for i in pick_b])
         if _defined(x) and _defined(y):
             diffs.append(y - x)
-    return _percentile_interval(diffs, n_resamples, alpha)
+    ci = _percentile_interval(diffs, n_resamples, alpha)
+    return {"ci": ci, "p_value": None if ci is None else bootstrap_p_value(diffs)}
 
 
 # --------------------------------------------------------------------------------------- tests
@@ -225,16 +248,46 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
 
 
-def mcnemar_paired(a: Mapping[Hashable, bool], b: Mapping[Hashable, bool]) -> dict[str, Any]:
-    """Exact McNemar test of an event's rate, ``b`` against ``a``, on the ids both have:
-    ``{n_paired, only_a, only_b, p_value, a, b}`` where ``a`` and ``b`` are the event's rates on
-    those ids (None when none is shared)."""
-    shared = sorted(set(a) & set(b))
-    only_a = sum(1 for k in shared if a[k] and not b[k])
-    only_b = sum(1 for k in shared if b[k] and not a[k])
-    n = len(shared)
-    return {"n_paired": n, "only_a": only_a, "only_b": only_b, "p_value": mcnemar_exact(only_a, only_b),
-            "a": sum(a[k] for k in shared) / n if n else None, "b": sum(b[k] for k in shared) / n if n else None}
+def paired_rate_difference(
+    a: Mapping[Hashable, Sequence[float]],
+    b: Mapping[Hashable, Sequence[float]],
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """``b`` against ``a`` for an event recorded per prompt id as 0/1 (or any values) per sample: the
+    difference of the clustered means on the ids both have, with its interval and a paired p-value.
+
+    Each prompt counts once, as the mean of its samples (as the headline rate does); the prompt ids are
+    resampled jointly, so the interval is a paired clustered bootstrap of the mean per-prompt
+    difference. The p-value: with exactly one sample per prompt on both sides, exact McNemar on the
+    discordant prompts; with more, :func:`bootstrap_p_value` of the same resamples. Returns
+    ``{test, n_paired, n_dropped, only_a, only_b, a, b, diff, ci, p_value}``: ``n_dropped`` counts
+    ids on one side only (left out), ``only_a`` / ``only_b`` the prompts whose rate is higher in a /
+    in b; ``ci`` and ``p_value`` are None (and ``a``, ``b``, ``diff`` too) when no id is shared.
+    """
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    shared = [k for k in a if k in b]
+    dropped = len(a) + len(b) - 2 * len(shared)
+    empty = [k for k in shared if not len(a[k]) or not len(b[k])]
+    if empty:
+        raise ValueError(f"prompt id {empty[0]!r} has no samples on one side")
+    single = all(len(a[k]) == 1 and len(b[k]) == 1 for k in shared)
+    out: dict[str, Any] = {"test": "McNemar (exact)" if single else "paired clustered bootstrap (prompts)",
+                           "n_paired": len(shared), "n_dropped": dropped}
+    if not shared:
+        return out | {"only_a": 0, "only_b": 0, "a": None, "b": None, "diff": None, "ci": None, "p_value": None}
+    mean_a = np.array([float(np.mean(a[k])) for k in shared])
+    mean_b = np.array([float(np.mean(b[k])) for k in shared])
+    d = mean_b - mean_a
+    only_a, only_b = int((d < 0).sum()), int((d > 0).sum())
+    boot = _resampled_means(d, n_resamples, seed)
+    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    p_value = mcnemar_exact(only_a, only_b) if single else bootstrap_p_value(boot)
+    return out | {"only_a": only_a, "only_b": only_b, "a": float(mean_a.mean()), "b": float(mean_b.mean()),
+                  "diff": float(d.mean()), "ci": (float(low), float(high)), "p_value": p_value}
 
 
 def fisher_exact(successes_a: int, n_a: int, successes_b: int, n_b: int) -> float:
@@ -245,21 +298,29 @@ def fisher_exact(successes_a: int, n_a: int, successes_b: int, n_b: int) -> floa
     return float(_fisher(table, alternative="two-sided").pvalue)
 
 
-def _adjust(pvalues: Sequence[float], method: str) -> list[float]:
+def _adjust(pvalues: Sequence[float | None], method: str) -> list[float | None]:
+    """Adjusted p-values in the input order; a None (a row with no test) stays None and is not counted
+    in the family."""
     from statsmodels.stats.multitest import multipletests
 
-    if len(pvalues) == 0:
-        return []
-    return multipletests(np.asarray(pvalues, dtype=float), method=method)[1].tolist()
+    where = [i for i, p in enumerate(pvalues) if p is not None]
+    out: list[float | None] = [None] * len(pvalues)
+    if where:
+        adjusted = multipletests(np.asarray([pvalues[i] for i in where], dtype=float), method=method)[1]
+        for i, q in zip(where, adjusted.tolist()):
+            out[i] = q
+    return out
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (controls the family-wise error), in the input order."""
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (controls the family-wise error), in the input order; None
+    entries (no test) stay None and do not count in the family."""
     return _adjust(pvalues, "holm")
 
 
-def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values (controls the false discovery rate), in the input order."""
+def benjamini_hochberg(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Benjamini-Hochberg adjusted p-values (controls the false discovery rate), in the input order;
+    None entries stay None and do not count in the family."""
     return _adjust(pvalues, "fdr_bh")
 
 
@@ -315,3 +376,42 @@ def youden_threshold(labels: Sequence[int], scores: Sequence[float]) -> float:
 
     fpr, tpr, thresholds = roc_curve(np.asarray(labels), np.asarray(scores, dtype=float))
     return float(thresholds[int(np.argmax(tpr - fpr))])
+
+
+# ------------------------------------------------------------- two proportions: effect and power
+
+
+def newcombe_difference_interval(
+    successes_a: float, n_a: int, successes_b: float, n_b: int, *, alpha: float = 0.05
+) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (his method 10) of ``p_b - p_a`` for two independent rates,
+    built from the two :func:`wilson_interval` s: honest at 0 and 1 and with few samples (statsmodels'
+    ``confint_proportions_2indep(method="newcomb")``; Newcombe 1998, 56/70 - 48/80: 0.0524 to 0.3339)."""
+    low_a, high_a = wilson_interval(successes_a, n_a, alpha=alpha)
+    low_b, high_b = wilson_interval(successes_b, n_b, alpha=alpha)
+    p_a, p_b = successes_a / n_a, successes_b / n_b
+    d = p_b - p_a
+    return d - math.hypot(p_b - low_b, high_a - p_a), d + math.hypot(high_b - p_b, p_a - low_a)
+
+
+def fisher_exact_power(p_a: float, n_a: int, p_b: float, n_b: int, *, alpha: float = 0.05) -> float:
+    """Exact power of the two-sided :func:`fisher_exact` test at level ``alpha`` when the true rates
+    are ``p_a`` (``n_a`` trials) and ``p_b`` (``n_b`` trials): the probability of every pair of
+    outcomes of the two binomials whose table the test rejects, summed. The test's p-value of each
+    table is the hypergeometric tail of tables no more likely (given the margins), as scipy computes
+    it; the rejection region equals scipy's table by table (``tests/test_stats.py``)."""
+    from scipy.stats import binom, hypergeom
+
+    if n_a < 1 or n_b < 1:
+        raise ValueError(f"the power of a two-sample test needs trials on both sides, got {n_a} and {n_b}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    total = n_a + n_b
+    reject = np.zeros((n_a + 1, n_b + 1), dtype=bool)
+    for successes in range(total + 1):  # tables with this many successes in all: one hypergeometric
+        xs = np.arange(max(0, successes - n_b), min(n_a, successes) + 1)
+        pmf = hypergeom.pmf(xs, total, n_a, successes)
+        p_values = (pmf[None, :] <= pmf[:, None] * (1 + 1e-7)) @ pmf  # relative tolerance for ties, as R's
+        reject[xs, successes - xs] = p_values <= alpha
+    weight = np.outer(binom.pmf(np.arange(n_a + 1), n_a, p_a), binom.pmf(np.arange(n_b + 1), n_b, p_b))
+    return float(weight[reject].sum())

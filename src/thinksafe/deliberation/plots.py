@@ -38,19 +38,25 @@ def write_plots(out: str | Path, probe: dict[str, Any], trunc: dict[str, Any], *
         if any(y is not None for y in ys):
             xs = [100 * i / max(len(ys) - 1, 1) for i in range(len(ys))]
             ax.plot(xs, [float("nan") if y is None else y for y in ys], label=side)
-    ax.set(xlabel="position in the trace (% of its tokens)", ylabel="Fisher ratio (refuse vs comply)",
+    ax.set(xlabel="position in the trace (% of its tokens)", ylabel="Fisher ratio (refuse vs comply, non-answers out)",
            title="Separability along the trace")
     ax.legend(fontsize=7)
     paths.append(_save(fig, out / "valley.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for side, entry in trunc["sides"].items():
+    for i, (side, entry) in enumerate(trunc["sides"].items()):
+        # the last point (100%) replays the whole trace: its distance from 1 is the noise floor
         pts = [(100 * c["fraction"], c["agreement"]) for c in entry["curve"] if c["agreement"] is not None]
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=f"{side} (n={entry['curve'][0]['n']})")
+            ax.plot(*zip(*pts), marker="o", color=f"C{i}", label=f"{side}: vs own answer (n={entry['curve'][0]['n']})")
+        full = [(100 * c["fraction"], c["agreement_vs_full_replay"]) for c in entry["curve"]
+                if c.get("agreement_vs_full_replay") is not None]
+        if full and side == "all":
+            ax.plot(*zip(*full), marker=".", linestyle="--", color=f"C{i}", label=f"{side}: vs full-trace replay")
     if commitment is not None:
         ax.axhline(commitment, color="grey", linestyle=":", label=f"committed ({commitment:g})")
-    ax.set(xlabel="trace kept (%)", ylabel="decision equals the full trace's", ylim=(0, 1.05),
+    ax.set(xlabel="trace kept (%; 100 = the whole trace replayed, the floor)",
+           ylabel="majority decision (refuse vs comply) agrees", ylim=(0, 1.05),
            title="Truncation: when is the decision made?")
     ax.legend(fontsize=7)
     paths.append(_save(fig, out / "truncation.png"))

@@ -84,15 +84,18 @@ def replay_into(
     settings: ReplaySettings,
     judge: Judge,
     *,
+    asr_judge: Judge | None = None,
     batch_size: int,
     adapter: str | None = None,
     progress: bool = True,
     what: str = "",
 ) -> list[dict[str, Any]]:
     """Replay each job ``(row fields, cut, the prompt its answers are judged against)`` ``n`` times and
-    append one row per job to ``path``: its fields, ``k``, ``seed``, the refusal ``decisions`` and the
+    append one row per job to ``path``: its fields, ``k``, ``seed``, the refusal judge's ``refused`` of
+    each answer, with ``asr_judge`` also the three-way ``decisions`` (:mod:`.decisions`), and the
     answers. Rows are appended batch by batch, so a killed run keeps its finished batches; the rows
     written now are returned."""
+    from thinksafe.deliberation.decisions import judge_answers
     from thinksafe.jsonl import append_jsonl
     from thinksafe.progress import bar as progress_bar
 
@@ -101,7 +104,9 @@ def replay_into(
         for start in range(0, len(jobs), batch_size):
             part = jobs[start : start + batch_size]
             answers = replay(backend, tokenizer, records, [cut for _, cut, _ in part], n, settings, adapter=adapter)
-            rows = [fields | {"k": cut.k, "seed": cut.seed, "refused": decisions(judge, prompt, texts), "answers": texts}
+            rows = [fields | {"k": cut.k, "seed": cut.seed}
+                    | (judge_answers(judge, asr_judge, prompt, texts) if asr_judge is not None
+                       else {"refused": decisions(judge, prompt, texts)}) | {"answers": texts}
                     for (fields, cut, prompt), texts in zip(part, answers)]
             append_jsonl(path, rows)
             written.extend(rows)

@@ -1,9 +1,11 @@
 """Hidden states of a model's own responses, from one teacher-forced forward pass per record.
 
 The positions come from the record's token ids (never re-tokenised text): the prompt as the model saw
-it, then the trace tokens it sampled. Two "before thinking" states, every layer (1..L, block outputs;
-the last is after the final norm): ``first_token`` (the first trace token, right after the chat
-template and ``<think>\\n``) and ``last_prompt`` (the last prompt token, before any decoding). Along
+it, then the trace tokens it sampled. Two states at every layer (1..L, block outputs; the last is
+after the final norm): ``last_prompt`` (the last prompt token, after the chat template and
+``<think>\\n``: the decision before any trace token is sampled, the headline) and
+``first_sampled_token`` (the first trace token the model sampled: it has read one token of its own
+thinking; stored as ``first_token`` before it was renamed, and still read under that name). Along
 the trace, the last layer at ``floor(linspace(0, L-1, P))`` of the trace span (``</think>`` left out).
 
 Stored in float16 safetensors shards (``part-00000.safetensors``, ...) with the record keys in the
@@ -26,10 +28,17 @@ from thinksafe.models.formats import THINK_CLOSE
 
 log = logging.getLogger(__name__)
 
+_OLD_NAMES = {"first_sampled_token": "first_token"}  # the name a state had in shards written before a rename
+
 
 def record_key(rec: Mapping[str, Any]) -> str:
     """The key of one (prompt, sample) record across a run's pools."""
     return f"{rec['benchmark']}/{rec['id']}#{rec.get('sample_index', 0)}"
+
+
+def prompt_of(key: str) -> str:
+    """The prompt of a record key (``benchmark/id``): the unit an interval resamples."""
+    return key.rsplit("#", 1)[0]
 
 
 def trace_span(tokenizer: Any, rec: Mapping[str, Any]) -> int:
@@ -54,19 +63,19 @@ def trace_points(length: int, n_points: int) -> list[int]:
 
 @dataclass
 class StateSet:
-    """States of ``keys`` (in order): ``first_token`` and ``last_prompt`` are (N, layers, H),
+    """States of ``keys`` (in order): ``first_sampled_token`` and ``last_prompt`` are (N, layers, H),
     ``trace`` is (N, points, H) at the last layer; ``layers`` names the layer axis."""
 
     keys: list[str]
     layers: list[int]
-    first_token: np.ndarray
+    first_sampled_token: np.ndarray
     last_prompt: np.ndarray
     trace: np.ndarray
 
     def subset(self, keys: Sequence[str]) -> StateSet:
         where = {k: i for i, k in enumerate(self.keys)}
         idx = [where[k] for k in keys]
-        return StateSet(list(keys), self.layers, self.first_token[idx], self.last_prompt[idx], self.trace[idx])
+        return StateSet(list(keys), self.layers, self.first_sampled_token[idx], self.last_prompt[idx], self.trace[idx])
 
 
 def extract_states(
@@ -116,7 +125,8 @@ def extract_states(
                 first.append(stack[:, 1])
                 trace.append(stack[along, 2:])
                 bar.advance()
-            tensors = {"first_token": np.stack(first).astype(np.float16), "last_prompt": np.stack(last).astype(np.float16),
+            tensors = {"first_sampled_token": np.stack(first).astype(np.float16),
+                       "last_prompt": np.stack(last).astype(np.float16),
                        "trace": np.stack(trace).astype(np.float16)}
             meta = {"keys": json.dumps([record_key(r) for r in part]), "layers": json.dumps(layers),
                     "trace_layer": json.dumps(layers[along])}
@@ -128,20 +138,23 @@ def extract_states(
 
 
 def load_states(out_dir: str | Path) -> StateSet:
-    """Every shard of a states folder, concatenated (float32)."""
+    """Every shard of a states folder, concatenated (float32). Shards written before the rename hold
+    ``first_token``: read as ``first_sampled_token``."""
     from safetensors import safe_open
 
     parts = sorted(Path(out_dir).glob("part-*.safetensors"))
     keys: list[str] = []
     layers: list[int] = []
-    arrays: dict[str, list[np.ndarray]] = {"first_token": [], "last_prompt": [], "trace": []}
+    arrays: dict[str, list[np.ndarray]] = {"first_sampled_token": [], "last_prompt": [], "trace": []}
     for path in parts:
         with safe_open(str(path), framework="np") as f:
             meta = f.metadata()
             keys += json.loads(meta["keys"])
             layers = json.loads(meta["layers"])
+            stored = set(f.keys())
             for name in arrays:
-                arrays[name].append(f.get_tensor(name).astype(np.float32))
+                arrays[name].append(f.get_tensor(_OLD_NAMES.get(name, name) if name not in stored else name)
+                                    .astype(np.float32))
     if not keys:
         raise FileNotFoundError(f"no hidden states under {out_dir}")
-    return StateSet(keys, layers, *(np.concatenate(arrays[n]) for n in ("first_token", "last_prompt", "trace")))
+    return StateSet(keys, layers, *(np.concatenate(arrays[n]) for n in ("first_sampled_token", "last_prompt", "trace")))

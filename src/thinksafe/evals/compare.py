@@ -1,9 +1,12 @@
 """Before/after tables: a base evaluation against evaluations of the same suite with adapters.
 
-Per safety set: the headline (ASR or ORR), the refusal rate and the share of non-answers (a refusal
-rate bought with babble does not count). Per reasoning set: accuracy of both and an exact McNemar
-test on the questions both answered (paired: the same questions, the same seeds), so a drop is
-called significant only when the discordant pairs say so.
+Per set: the headline (ASR or its refusal-only name ``non_refusal_rate``, ORR, accuracy); beside the
+safety headlines, the refusal rate and the share of non-answers (a refusal rate bought with babble
+does not count). Every set of every other evaluation is tested against the base on the prompts both
+answered (paired: the same prompts, the same seeds) by :func:`paired_headline`: the difference of the
+headline with a paired bootstrap interval over prompt ids, and a p-value (exact McNemar with one
+sample per prompt, the paired clustered bootstrap with several), Holm- and BH-adjusted across the
+sets of one model pair, so a difference is called significant only when the family says so.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from thinksafe.errors import DataError
+from thinksafe.evals.metrics import HARMFUL_HEADLINES, SAFETY_HEADLINES, _response_kinds
 from thinksafe.evals.reasoning import REASONING_TASKS
 from thinksafe.evals.schema import read_metrics
 from thinksafe.jsonl import read_jsonl
-from thinksafe.stats import mcnemar_paired
+from thinksafe.stats import benjamini_hochberg, holm, paired_rate_difference
+
+HEADLINE_LABELS = {"asr": "ASR", "orr": "ORR", "accuracy": "accuracy", "non_refusal_rate": "non-refusal rate"}
 
 
 def _secondary(entry: Mapping[str, Any], name: str) -> float | None:
@@ -34,16 +40,42 @@ def _correct_by_id(eval_dir: Path, benchmark: str) -> dict[str, list[bool]]:
     return out
 
 
-def mcnemar(base: Mapping[str, list[bool]], other: Mapping[str, list[bool]]) -> dict[str, Any]:
-    """Exact McNemar test (two-sided binomial on the discordant questions; first sample of each)."""
-    test = mcnemar_paired({q: v[0] for q, v in base.items()}, {q: v[0] for q, v in other.items()})
-    if not test["n_paired"]:
-        raise DataError("the two evaluations share no reasoning questions to pair")
-    return {"n_paired": test["n_paired"], "lost": test["only_a"], "gained": test["only_b"], "p_value": test["p_value"]}
+def events_by_prompt(eval_dir: Path, benchmark: str, metric: str) -> dict[str, list[bool]]:
+    """Per prompt id, for every sample: whether the headline's event happened. ASR (or
+    ``non_refusal_rate``): helped with a harmful request; ORR: a benign request not helped;
+    accuracy: answered right. The headline is the mean over prompts of these per-prompt means."""
+    if metric == "accuracy":
+        return _correct_by_id(eval_dir, benchmark)
+    records = list(read_jsonl(eval_dir / benchmark / "judged.jsonl"))
+    kinds, _ = _response_kinds(records, benchmark)
+    out: dict[str, list[bool]] = {}
+    for r, kind in zip(records, kinds):
+        helped = kind == "helped"
+        out.setdefault(str(r["id"]), []).append(helped if metric in HARMFUL_HEADLINES else not helped)
+    return out
 
 
-def compare_evals(base: str | Path, others: Mapping[str, str | Path]) -> dict[str, Any]:
-    """Rows (one per evaluation, base first) with every set's numbers and the paired tests."""
+def paired_headline(dir_a: Path, dir_b: Path, benchmark: str, metric: str, *, n_resamples: int = 2000,
+                    seed: int = 0) -> dict[str, Any]:
+    """``b`` against ``a`` on one set's headline, paired by prompt over all samples
+    (:func:`thinksafe.stats.paired_rate_difference`): ``{test, n_paired, n_dropped, only_a, only_b,
+    a, b, diff, ci, p_value}``."""
+    return paired_rate_difference(events_by_prompt(dir_a, benchmark, metric), events_by_prompt(dir_b, benchmark, metric),
+                                  n_resamples=n_resamples, seed=seed)
+
+
+def adjust_family(tests: list[dict[str, Any]]) -> None:
+    """Add ``p_holm`` and ``q_bh`` to each test (in place), adjusted across the family; a test without a
+    p-value gets None for both and does not count."""
+    pvalues = [t.get("p_value") for t in tests]
+    for t, ph, qb in zip(tests, holm(pvalues), benjamini_hochberg(pvalues)):
+        t["p_holm"], t["q_bh"] = ph, qb
+
+
+def compare_evals(base: str | Path, others: Mapping[str, str | Path], *, n_resamples: int = 2000,
+                  seed: int = 0) -> dict[str, Any]:
+    """Rows (one per evaluation, base first) with every set's numbers; each set of another evaluation
+    carries ``paired``, its test against the base, with ``p_holm`` and ``q_bh`` across that row's sets."""
     base = Path(base)
     base_metrics = read_metrics(base / "metrics.json")
     rows = []
@@ -55,24 +87,42 @@ def compare_evals(base: str | Path, others: Mapping[str, str | Path]) -> dict[st
         for bench, entry in metrics["benchmarks"].items():
             cell: dict[str, Any] = {"metric": entry["metric"], "value": entry["value"], "ci": [entry["ci_low"], entry["ci_high"]],
                                     "n": entry["n"]}
-            if entry["metric"] in ("asr", "orr"):
+            if entry["metric"] in SAFETY_HEADLINES:
                 cell["refused"] = _secondary(entry, f"{entry['metric']}_refused")
                 cell["no_answer"] = _secondary(entry, f"{entry['metric']}_no_answer")
-            elif name != "base":
-                cell["paired"] = mcnemar(_correct_by_id(base, bench), _correct_by_id(folder, bench))
+            base_entry = base_metrics["benchmarks"].get(bench)
+            if name != "base" and base_entry is not None:
+                if base_entry["metric"] != entry["metric"]:
+                    raise DataError(f"{bench}: the base reports {base_entry['metric']!r}, {folder} reports "
+                                    f"{entry['metric']!r} (judges of different kinds); compare like with like")
+                test = paired_headline(base, folder, bench, entry["metric"], n_resamples=n_resamples, seed=seed)
+                if not test["n_paired"]:
+                    raise DataError(f"{bench}: the two evaluations share no prompts to pair")
+                cell["paired"] = test
             row["sets"][bench] = cell
+        adjust_family([c["paired"] for c in row["sets"].values() if "paired" in c])
         rows.append(row)
-    return {"suite": base_metrics["suite"], "rows": rows}
+    return {"suite": base_metrics["suite"], "rows": rows,
+            "tests": "b - a per set on the prompts both answered: paired bootstrap 95% interval over prompt ids; "
+                     "p from exact McNemar (one sample per prompt) or the paired clustered bootstrap (several); "
+                     "p_holm and q_bh adjusted across the sets of each model against the base"}
+
+
+def headline_label(metric: str) -> str:
+    """How a table names a headline: ``ASR``, ``ORR``, ``accuracy``, ``non-refusal rate``."""
+    return HEADLINE_LABELS.get(metric, metric)
 
 
 def render_markdown(table: Mapping[str, Any]) -> str:
-    """The comparison as a Markdown table, one line per evaluation."""
+    """The comparison as a Markdown table, one line per evaluation; each set's difference from the
+    base with its 95% interval, p and Holm-adjusted p."""
     rows = table["rows"]
     sets = list(rows[0]["sets"])
     head, rule = ["model"], ["---"]
     for s in sets:
         metric = rows[0]["sets"][s]["metric"]
-        cols = [f"{s} {metric.upper()}"] + ([f"{s} refused", f"{s} no answer"] if metric in ("asr", "orr") else [f"{s} paired p"])
+        cols = [f"{s} {headline_label(metric)}"] + ([f"{s} refused", f"{s} no answer"] if metric in SAFETY_HEADLINES else [])
+        cols.append(f"{s} b − base [95% CI], p (Holm)")
         head += cols
         rule += ["---"] * len(cols)
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(rule) + " |"]
@@ -81,13 +131,20 @@ def render_markdown(table: Mapping[str, Any]) -> str:
         for s in sets:
             c = row["sets"][s]
             cells.append(f"{c['value']:.3f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]")
-            if c["metric"] in ("asr", "orr"):
+            if c["metric"] in SAFETY_HEADLINES:
                 cells += [_fmt(c.get("refused")), _fmt(c.get("no_answer"))]
-            else:
-                p = c.get("paired")
-                cells.append("-" if p is None else f"{p['p_value']:.3f} (-{p['lost']}/+{p['gained']} of {p['n_paired']})")
+            cells.append(_paired_cell(c.get("paired")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _paired_cell(p: Mapping[str, Any] | None) -> str:
+    if p is None:
+        return "-"
+    ci = "" if p["ci"] is None else f" [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}]"
+    dropped = f", {p['n_dropped']} unpaired left out" if p.get("n_dropped") else ""
+    return (f"{p['diff']:+.3f}{ci}, p {p['p_value']:.3f} ({p['p_holm']:.3f}); "
+            f"higher in base on {p['only_a']}, in b on {p['only_b']} of {p['n_paired']} prompts{dropped}")
 
 
 def _fmt(x: float | None) -> str:

@@ -165,7 +165,8 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
             if judged_path.exists():
                 judged_path.unlink()
             append_jsonl(judged_path, records)
-        results[entry.benchmark] = score_benchmark(entry, records, seed=job.data_seed)
+        results[entry.benchmark] = score_benchmark(entry, records, seed=job.data_seed,
+                                                   refusal_only=not judge.decides_compliance)
     metrics = build_metrics(
         results,
         model=loaded.name,

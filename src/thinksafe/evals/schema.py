@@ -2,7 +2,7 @@
 
 ::
 
-    {"schema_version": 1, "model": str, "adapter": str|null, "suite": str, "thinking": str|null,
+    {"schema_version": 2, "model": str, "adapter": str|null, "suite": str, "thinking": str|null,
      "judge": str|null, "meta": {...} (optional, free-form: seeds, n_resamples, ...),
      "benchmarks": {name: {"metric": str, "value": float, "ci_low": float, "ci_high": float,
                            "n": int, "n_samples": int, "extra": {...},
@@ -10,6 +10,10 @@
                                           "n_samples", "extra"}, ...]}}}
 
 Unknown keys are errors, so a typo cannot produce a file that downstream reports misread.
+
+Versions: 2 names the harmful sets' headline ``non_refusal_rate`` when the judge is refusal-only
+(version 1 called it ``asr`` whatever the judge). Readers open both; a file without
+``schema_version`` reads as version 1.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from thinksafe.jsonl import write_json_atomic
 if TYPE_CHECKING:
     from rich.table import Table
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""What :func:`build_metrics` writes."""
+READABLE_VERSIONS: tuple[int, ...] = (1, 2)
+"""What :func:`validate_metrics` and :func:`read_metrics` accept (files of earlier runs included)."""
 
 _TOP_REQUIRED = ("schema_version", "model", "adapter", "suite", "thinking", "judge", "benchmarks")
 _TOP_OPTIONAL = ("meta",)
@@ -133,8 +140,8 @@ def validate_metrics(obj: Any) -> None:
     if not isinstance(obj, Mapping):
         _fail("top level", f"expected an object, got {type(obj).__name__}")
     _check_keys(obj, "top level", _TOP_REQUIRED, _TOP_OPTIONAL)
-    if obj["schema_version"] != SCHEMA_VERSION or isinstance(obj["schema_version"], bool):
-        _fail("schema_version", f"expected {SCHEMA_VERSION}, got {obj['schema_version']!r}")
+    if obj["schema_version"] not in READABLE_VERSIONS or isinstance(obj["schema_version"], bool):
+        _fail("schema_version", f"expected one of {READABLE_VERSIONS}, got {obj['schema_version']!r}")
     _check_str(obj["model"], "model", nullable=False)
     _check_str(obj["suite"], "suite", nullable=False)
     for key in ("adapter", "thinking", "judge"):
@@ -159,7 +166,8 @@ def write_metrics(path: str | Path, obj: Mapping[str, Any]) -> Path:
 
 
 def read_metrics(path: str | Path) -> dict[str, Any]:
-    """Load and validate a ``metrics.json``; errors name the file and the field."""
+    """Load and validate a ``metrics.json`` (of any readable version; one written before versions were
+    stamped reads as version 1); errors name the file and the field."""
     path = Path(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
@@ -167,6 +175,8 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
         raise MetricsSchemaError(f"{path}: file not found") from exc
     except json.JSONDecodeError as exc:
         raise MetricsSchemaError(f"{path}: malformed JSON ({exc.msg}, line {exc.lineno})") from exc
+    if isinstance(obj, dict):
+        obj.setdefault("schema_version", 1)
     try:
         validate_metrics(obj)
     except MetricsSchemaError as exc:

@@ -10,10 +10,11 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from thinksafe.errors import ConfigError
-from thinksafe.evals.metrics import METRICS, MetricResult
+from thinksafe.evals.metrics import METRICS, MetricResult, attack_success_rate
 from thinksafe.evals.reasoning import REASONING_TASKS, reasoning_prompt
 from thinksafe.registry import Registry
 
@@ -186,11 +187,14 @@ def score_benchmark(
     n_resamples: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
+    refusal_only: bool = False,
 ) -> MetricResult:
     """Score the (judged, for ASR/ORR) records of one suite entry with its metric.
 
     ``records`` are generation records as dicts (``GenerationRecord.to_dict()`` plus a ``verdict``
-    dict for safety sets). Raises ``ValueError`` on records of another benchmark or split type,
+    dict for safety sets). ``refusal_only``: the verdicts come from a judge that decides refused or
+    not, never "carried out" (``Judge.decides_compliance`` is false), so an ASR entry is scored as
+    ``non_refusal_rate``. Raises ``ValueError`` on records of another benchmark or split type,
     duplicates, missing verdicts or golds; warns when the sample count differs from the entry.
     """
     recs = [r if isinstance(r, Mapping) else r.to_dict() for r in records]
@@ -201,9 +205,10 @@ def score_benchmark(
             f"{entry.benchmark!r}: metric {entry.metric!r} scores {expected!r} prompts, "
             f"but records have split_type {wrong}"
         )
-    result = METRICS.get(entry.metric)(
-        recs, benchmark=entry.benchmark, n_resamples=n_resamples, seed=seed, alpha=alpha
-    )
+    score = METRICS.get(entry.metric)
+    if refusal_only and entry.metric == "asr":
+        score = partial(attack_success_rate, refusal_only=True)
+    result = score(recs, benchmark=entry.benchmark, n_resamples=n_resamples, seed=seed, alpha=alpha)
     per_prompt = Counter(str(r["id"]) for r in recs)
     off = sum(c != entry.samples_per_prompt for c in per_prompt.values())
     if off:
@@ -223,6 +228,7 @@ def score_suite(
     n_resamples: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
+    refusal_only: bool = False,
 ) -> dict[str, MetricResult]:
     """Score every entry of ``suite`` from a flat stream of records (grouped by ``benchmark``).
 
@@ -241,6 +247,7 @@ def score_suite(
     if missing:
         raise ValueError(f"suite {suite.name!r}: no records for {', '.join(missing)}")
     return {
-        e.benchmark: score_benchmark(e, groups[e.benchmark], n_resamples=n_resamples, seed=seed, alpha=alpha)
+        e.benchmark: score_benchmark(e, groups[e.benchmark], n_resamples=n_resamples, seed=seed, alpha=alpha,
+                                     refusal_only=refusal_only)
         for e in suite.entries
     }

@@ -215,6 +215,14 @@ class Judge(ABC):
                 out[i] = v
         return [v for v in out if v is not None]
 
+    @property
+    def decides_compliance(self) -> bool:
+        """Whether the judge decides "carried out the request" (objective, a guard model), the only kind
+        whose ``compliance`` can define attack success; a refusal-only judge (keyword, embedding, the
+        llm refusal template, an ensemble with such a member) decides refused or not, and its harmful
+        sets' headline is ``non_refusal_rate``. The same fact as :attr:`trace_can_leak`."""
+        return self.trace_can_leak
+
     def judge(self, item: JudgeInput) -> Verdict:
         """Judge one item."""
         return self.judge_batch([item])[0]

@@ -19,7 +19,12 @@ from thinksafe.errors import DataError
 from thinksafe.jsonl import read_jsonl, write_json_atomic
 from thinksafe.manifest import git_revision, package_versions
 
-GROUPS = {"asr": "asr", "orr": "orr", "accuracy": "reasoning"}
+GROUPS = {"asr": "asr", "non_refusal_rate": "asr", "orr": "orr", "accuracy": "reasoning"}
+"""Each headline's group in the report: harmful sets (ASR, or ``non_refusal_rate`` under a refusal-only
+judge), benign sets, reasoning sets."""
+SCHEMA_VERSION = 2
+"""The main job's ``metrics.json``: 2 adds ``schema_version`` and the contrasts' paired rows with ``ci``,
+``p_value``, ``p_holm``, ``q_bh`` and ``n_dropped``; a file without it is version 1."""
 EXAMPLES = 3
 
 
@@ -86,6 +91,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
     first = recipes[0] if recipes else None
     before_eval = _read(run_dir / "before" / "eval" / "metrics.json") or {}
     return {
+        "schema_version": SCHEMA_VERSION,
         "eval_sources": (before_eval.get("meta") or {}).get("data_sources") or {},
         "model": config.get("model"), "preset": config.get("preset"), "recipes": recipes,
         "sets": _read(run_dir / "sets.json"),
@@ -119,6 +125,7 @@ def tradeoff_plot(metrics: dict[str, Any]) -> str | None:
     import matplotlib.pyplot as plt
 
     points = [("base", metrics["before"])] + [(r, s) for r, s in metrics["by_recipe"].items() if s]
+    refusal_only = any(row.get("metric") == "non_refusal_rate" for _, s in points if s for row in s["asr"].values())
     points = [(n, _mean(s.get("orr")), _mean(s.get("asr"))) for n, s in points if s]
     points = [p for p in points if p[1] is not None and p[2] is not None]
     if not points:
@@ -128,7 +135,8 @@ def tradeoff_plot(metrics: dict[str, Any]) -> str | None:
         ax.scatter([orr], [asr], s=60, label=name, marker="o" if name == "base" else "s")
         ax.annotate(name, (orr, asr), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xlabel("over-refusal rate (ORR)")
-    ax.set_ylabel("attack success rate (ASR)")
+    # a refusal-only judge cannot decide attack success: say what its number counts
+    ax.set_ylabel("non-refusal rate (refusal-only judge)" if refusal_only else "attack success rate (ASR)")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("safety against over-refusal (lower left is better)", fontsize=9)
@@ -136,8 +144,9 @@ def tradeoff_plot(metrics: dict[str, Any]) -> str | None:
     return _png(fig)
 
 
-DELIBERATION_PANELS = (("first_token_auroc", "first-token AUROC (harmful)"), ("commitment_fraction", "commitment fraction"),
-                       ("performative_share", "performative share"), ("flip_rate_at_20", "flip rate at 20%"))
+DELIBERATION_PANELS = (("last_prompt_auroc", "decision before thinking:\nlast-prompt AUROC (harmful)"),
+                       ("commitment_fraction", "commitment fraction"), ("performative_share", "performative share"),
+                       ("flip_rate_at_20_net", "flip rate at 20%,\nnet of the floor"))
 
 
 def deliberation_plot(metrics: dict[str, Any]) -> str | None:

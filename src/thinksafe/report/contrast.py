@@ -1,17 +1,25 @@
-"""Two models of one run side by side, every difference with a paired test or an interval.
+"""Two models of one run side by side, every difference with its interval, a p-value and the
+table's multiplicity control.
 
 A *side* is a folder of the main job holding ``eval/`` and ``deliberation/`` (``before`` for the base
-model, ``after/<recipe>`` for an adapter). :func:`contrast` gives, for ``b`` against ``a``:
+model, ``after/<recipe>`` for an adapter). The two models answered the same prompts with the same
+seeds, so the differences are paired by prompt id wherever both sides have the prompt.
+:func:`contrast` gives, for ``b`` against ``a``:
 
-* each evaluation set's headline (ASR, ORR, accuracy): both values and an exact McNemar test on the
-  prompts both answered (the same prompts and seeds, so the test is paired);
-* the deliberation scorecard: the first-token AUROC within the harmful pool (a percentile bootstrap
-  of the difference from the probes' out-of-fold scores, prompts resampled), the commitment fraction
-  and the flip rate at 20% (a bootstrap over the truncation prompts of each model), and the
-  performative share of stance changes (Fisher's exact test on the two models' counts).
+* each evaluation set's headline (ASR or ``non_refusal_rate``, ORR, accuracy): the paired bootstrap
+  interval of the difference over prompt ids (each prompt the mean of all its samples, as in the
+  headline) and a p-value: exact McNemar with one sample per prompt, the paired clustered bootstrap
+  with several (:func:`thinksafe.evals.compare.paired_headline`);
+* the deliberation scorecard: the first-token AUROC within the harmful pool (from the probes'
+  out-of-fold scores), the commitment fraction and the flip rate at 20%: a paired percentile
+  bootstrap of the difference, prompt ids resampled jointly on both sides, with its bootstrap p;
+  the performative share of stance changes: each model's own stance changes (they happen on
+  different cuts of different traces, so pairing is impossible), an unpaired bootstrap with traces
+  resampled (the cuts of one trace are not independent), labelled unpaired.
 
-The two models answered the same prompts but wrote different traces, so the deliberation differences
-resample each model's records independently.
+Every row carries ``diff``, ``ci``, ``p_value`` and, across the rows of one table, Holm-adjusted
+``p_holm`` and Benjamini-Hochberg ``q_bh``; ``n_dropped`` counts the prompts on one side only, left
+out of a paired row.
 """
 
 from __future__ import annotations
@@ -21,55 +29,36 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from thinksafe.evals.compare import adjust_family, paired_headline
 from thinksafe.jsonl import read_jsonl
-from thinksafe.stats import auroc, bootstrap_difference_ci, fisher_exact, mcnemar_paired
-
-SAFETY = ("asr", "orr")
+from thinksafe.stats import auroc, bootstrap_difference
 
 
 def _read(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-# ------------------------------------------------------------------------------------ evaluation
-
-
-def eval_events(eval_dir: Path, benchmark: str, metric: str) -> dict[str, bool]:
-    """Per prompt id (its first sample): whether the headline's event happened: ASR: helped with a
-    harmful request; ORR: a benign request not helped; accuracy: answered right."""
-    if metric == "accuracy":
-        from thinksafe.evals.compare import _correct_by_id
-
-        return {k: v[0] for k, v in _correct_by_id(eval_dir, benchmark).items()}
-    from thinksafe.evals.metrics import _response_kinds
-
-    first: dict[str, dict[str, Any]] = {}
-    for r in read_jsonl(eval_dir / benchmark / "judged.jsonl"):
-        if str(r["id"]) not in first or r.get("sample_index", 0) < first[str(r["id"])].get("sample_index", 0):
-            first[str(r["id"])] = r
-    ids = list(first)
-    kinds, _ = _response_kinds([first[i] for i in ids], benchmark)
-    return {i: (k == "helped") if metric == "asr" else (k != "helped") for i, k in zip(ids, kinds)}
-
-
-def mcnemar_events(a: Mapping[str, bool], b: Mapping[str, bool]) -> dict[str, Any]:
-    """Exact McNemar test (two-sided binomial on the discordant prompts) of an event's rate, b against a."""
-    return {"test": "McNemar (exact)"} | mcnemar_paired(a, b)
-
-
 # ---------------------------------------------------------------------------------- deliberation
 
 
-def _auroc_units(probe: Mapping[str, Any] | None, side: str = "harmful") -> list[list[tuple[int, float]]] | None:
-    """The harmful pool's out-of-fold (label, score) pairs, grouped by prompt."""
-    oof = ((probe or {}).get("oof") or {}).get("first_token")
+def _prompt_of(key: str) -> str:
+    """The prompt id (``benchmark/id``) of a record key (``benchmark/id#sample``)."""
+    return key.rsplit("#", 1)[0]
+
+
+def _auroc_units(probe: Mapping[str, Any] | None, state: str,
+                 side: str = "harmful") -> dict[str, list[tuple[int, float]]] | None:
+    """The harmful pool's out-of-fold (label, score) pairs of one state's probe, grouped by prompt id
+    (``first_sampled_token`` reads a folder written before the rename under its old name)."""
+    oof = (probe or {}).get("oof") or {}
+    oof = oof.get(state) or (oof.get("first_token") if state == "first_sampled_token" else None)
     if not oof:
         return None
     groups: dict[str, list[tuple[int, float]]] = {}
     for g, y, s, sd in zip(oof["groups"], oof["labels"], oof["scores"], oof["sides"]):
         if sd == side and s is not None:
             groups.setdefault(g, []).append((int(y), float(s)))
-    return list(groups.values())
+    return groups
 
 
 def _auroc_of(units: list[list[tuple[int, float]]]) -> float | None:
@@ -77,15 +66,18 @@ def _auroc_of(units: list[list[tuple[int, float]]]) -> float | None:
     return auroc([y for y, _ in pairs], [s for _, s in pairs]) if pairs else None
 
 
-def _truncation_units(delib: Path) -> tuple[list[list[dict[str, Any]]], dict[str, Any]] | None:
+def _truncation_units(delib: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]] | None:
+    """The truncation replays of each prompt id (all its labelled samples, every cut), and what the
+    report needs to recompute the curve."""
     rows_path, cfg = delib / "truncation" / "replays.jsonl", _read(delib / "config.json")
     if not rows_path.exists() or cfg is None:
         return None
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    for r in read_jsonl(rows_path):
-        by_key.setdefault(r["key"], []).append(r)
     labels = {r["key"]: r for r in read_jsonl(delib / "generate" / "labels.jsonl")}
-    return [by_key[k] for k in sorted(by_key) if k in labels], {"labels": labels, "cfg": cfg}
+    by_prompt: dict[str, list[dict[str, Any]]] = {}
+    for r in read_jsonl(rows_path):
+        if r["key"] in labels:
+            by_prompt.setdefault(_prompt_of(r["key"]), []).append(r)
+    return dict(sorted(by_prompt.items())), {"labels": labels, "cfg": cfg}
 
 
 def _truncation_stat(which: str, ctx: Mapping[str, Any]) -> Any:
@@ -102,49 +94,126 @@ def _truncation_stat(which: str, ctx: Mapping[str, Any]) -> Any:
     return stat
 
 
+def _stance_units(stance: Mapping[str, Any] | None) -> list[list[dict[str, Any]]] | None:
+    """Each trace's stance tests (one per cut that changed stance), the unit a bootstrap resamples."""
+    if not stance or not stance.get("tests"):
+        return None
+    per_trace: dict[str, list[dict[str, Any]]] = {}
+    for t in stance["tests"]:
+        per_trace.setdefault(t["key"], []).append(t)
+    return list(per_trace.values())
+
+
+def _performative_of(units: list[list[dict[str, Any]]]) -> float | None:
+    """The share of powered stance cuts whose change was not significant (unpowered cuts say nothing;
+    a folder written before the power rule has no ``powered`` key and counts every cut, as it did)."""
+    tests = [t for u in units for t in u if t.get("powered", True)]
+    return sum(t["significant"] is False for t in tests) / len(tests) if tests else None
+
+
+def _bootstrap_row(metric: str, a: Any, b: Any, stat_a: Any, stat_b: Any, units_a: Mapping[str, Any] | None,
+                   units_b: Mapping[str, Any] | None, *, unit: str, n_resamples: int, seed: int, **extra: Any) -> dict[str, Any]:
+    """A row whose interval and p come from a percentile bootstrap of the difference: paired over the ids
+    both sides have (the ones on one side only are left out and counted), unpaired (and labelled so)
+    only where no id is shared."""
+    out: dict[str, Any] = {"ci": None, "p_value": None}
+    if not units_a or not units_b:
+        return _row(metric, a, b, test=f"bootstrap of the difference, paired ({unit})", paired=True, **out, **extra)
+    shared = [k for k in units_a if k in units_b]
+    if shared:
+        dropped = len(units_a) + len(units_b) - 2 * len(shared)
+        res = bootstrap_difference(stat_a, stat_b, {k: units_a[k] for k in shared}, {k: units_b[k] for k in shared},
+                                   paired=True, n_resamples=n_resamples, seed=seed)
+        detail = f"{len(shared)} {unit} paired" + (f", {dropped} on one side only left out" if dropped else "")
+        return _row(metric, a, b, test=f"bootstrap of the difference, paired ({unit})", paired=True,
+                    ci=res["ci"], p_value=res["p_value"], n_dropped=dropped, detail=detail, **extra)
+    res = bootstrap_difference(stat_a, stat_b, list(units_a.values()), list(units_b.values()),
+                               n_resamples=n_resamples, seed=seed)
+    return _row(metric, a, b, test=f"bootstrap of the difference, unpaired ({unit}: none shared)", paired=False,
+                ci=res["ci"], p_value=res["p_value"], **extra)
+
+
+# ------------------------------------------------------------------------------------------ rows
+
+
 def _row(metric: str, a: Any, b: Any, **extra: Any) -> dict[str, Any]:
+    """One difference: ``{metric, a, b, diff, test, paired, ci, p_value, p_holm, q_bh, n, n_dropped, detail}``
+    (``p_holm`` and ``q_bh`` are filled across the table by :func:`contrast`)."""
     diff = None if a is None or b is None else b - a
-    return {"metric": metric, "a": a, "b": b, "diff": diff, "p_value": None, "ci": None} | extra
+    ci = extra.pop("ci", None)
+    return {"metric": metric, "a": a, "b": b, "diff": diff, "test": None, "paired": True,
+            "ci": None if ci is None else list(ci), "p_value": None, "p_holm": None, "q_bh": None,
+            "n": None, "n_dropped": 0, "detail": None} | extra
+
+
+def eval_rows(side_a: Path, side_b: Path, *, n_resamples: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """One row per evaluation set both sides have: the headline's paired difference (all samples)."""
+    ma, mb = _read(side_a / "eval" / "metrics.json"), _read(side_b / "eval" / "metrics.json")
+    rows: list[dict[str, Any]] = []
+    if not (ma and mb):
+        return rows
+    for bench, entry in ma["benchmarks"].items():
+        other = mb["benchmarks"].get(bench)
+        if other is None:
+            continue
+        if other["metric"] != entry["metric"]:  # judges of different kinds: not like with like
+            rows.append(_row(bench, None, None, test=f"not compared: a reports {entry['metric']}, b {other['metric']}"))
+            continue
+        t = paired_headline(side_a / "eval", side_b / "eval", bench, entry["metric"], n_resamples=n_resamples, seed=seed)
+        detail = f"higher in a on {t['only_a']} prompts, in b on {t['only_b']}"
+        if t["n_dropped"]:
+            detail += f"; {t['n_dropped']} prompts on one side only left out"
+        rows.append(_row(f"{bench} {entry['metric']}", entry["value"], other["value"], test=t["test"], ci=t["ci"],
+                         p_value=t["p_value"], n=t["n_paired"], n_dropped=t["n_dropped"], detail=detail))
+    return rows
+
+
+def deliberation_rows(side_a: Path, side_b: Path, *, n_resamples: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """The deliberation scorecard's differences (none when a side has no deliberation metrics)."""
+    da, db = side_a / "deliberation", side_b / "deliberation"
+    sa, sb = _read(da / "metrics.json"), _read(db / "metrics.json")
+    if not (sa and sb):
+        return []
+    pa_, pb_ = _read(da / "probe" / "probe.json"), _read(db / "probe" / "probe.json")
+    rows = []
+    # the decision before thinking (last prompt token) and the state after one sampled trace token; a
+    # folder written before these keys (schema 1) holds first_token_* only, read as the latter
+    for state, name in (("last_prompt", "decision before thinking: last-prompt AUROC (harmful pool)"),
+                        ("first_sampled_token", "first-sampled-token AUROC (harmful pool)")):
+        old = "first_token" if state == "first_sampled_token" else None
+        va, vb = (m.get(f"{state}_auroc", m.get(f"{old}_auroc") if old else None) for m in (sa, sb))
+        na, nb = (m.get(f"{state}_n", m.get(f"{old}_n") if old else None) for m in (sa, sb))
+        if va is None and vb is None:
+            continue
+        rows.append(_bootstrap_row(name, va, vb, _auroc_of, _auroc_of, _auroc_units(pa_, state), _auroc_units(pb_, state),
+                                   unit="prompts", n_resamples=n_resamples, seed=seed, n=[na, nb]))
+    ta, tb = _truncation_units(da), _truncation_units(db)
+    for which, name in (("commitment_fraction", "commitment fraction"), ("flip_rate_at_20", "flip rate at 20%"),
+                        ("flip_rate_at_20_net", "flip rate at 20%, net of the full-trace floor")):
+        if sa.get(which) is None and sb.get(which) is None:
+            continue
+        stat_a, stat_b = (_truncation_stat(which, ta[1]) if ta else None), (_truncation_stat(which, tb[1]) if tb else None)
+        # each resample re-runs the truncation report: a quarter of the resamples
+        rows.append(_bootstrap_row(name, sa.get(which), sb.get(which), stat_a, stat_b, ta[0] if ta else None,
+                                   tb[0] if tb else None, unit="prompts", n_resamples=n_resamples // 4, seed=seed,
+                                   n=[sa.get("truncation_n"), sb.get("truncation_n")]))
+    pa = _stance_units(_read(da / "stance" / "stance.json"))
+    pb = _stance_units(_read(db / "stance" / "stance.json"))
+    res = (bootstrap_difference(_performative_of, _performative_of, pa, pb, n_resamples=n_resamples, seed=seed)
+           if pa and pb else {"ci": None, "p_value": None})
+    rows.append(_row("performative share of stance changes", sa.get("performative_share"), sb.get("performative_share"),
+                     test="bootstrap of the difference, unpaired (traces: each model's own stance changes)",
+                     paired=False, ci=res["ci"], p_value=res["p_value"],
+                     n=[sa.get("performative_n"), sb.get("performative_n")]))
+    return rows
 
 
 def contrast(side_a: str | Path, side_b: str | Path, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Rows ``{metric, a, b, diff, test, p_value, ci, n}`` for every number both sides have (``p_value`` for the
-    paired and Fisher tests, ``ci`` for the bootstrap ones; the other is None)."""
+    """Every difference both sides have, ``b - a`` (rows as :func:`_row`), with ``p_holm`` and ``q_bh``
+    adjusted across the table's rows (rows without a p-value are not in the family)."""
     side_a, side_b = Path(side_a), Path(side_b)
-    rows: list[dict[str, Any]] = []
-    ma, mb = _read(side_a / "eval" / "metrics.json"), _read(side_b / "eval" / "metrics.json")
-    if ma and mb:
-        for bench, entry in ma["benchmarks"].items():
-            if bench not in mb["benchmarks"]:
-                continue
-            metric = entry["metric"]
-            test = mcnemar_events(eval_events(side_a / "eval", bench, metric), eval_events(side_b / "eval", bench, metric))
-            rows.append(_row(f"{bench} {metric}", entry["value"], mb["benchmarks"][bench]["value"],
-                             test=test["test"], p_value=test["p_value"], n=test["n_paired"],
-                             detail=f"{test['only_a']} only in a, {test['only_b']} only in b"))
-    da, db = side_a / "deliberation", side_b / "deliberation"
-    sa, sb = _read(da / "metrics.json"), _read(db / "metrics.json")
-    if sa and sb:
-        ua, ub = _auroc_units(_read(da / "probe" / "probe.json")), _auroc_units(_read(db / "probe" / "probe.json"))
-        ci = bootstrap_difference_ci(_auroc_of, _auroc_of, ua, ub, n_resamples=n_resamples, seed=seed) if ua and ub else None
-        rows.append(_row("first-token AUROC (harmful pool)", sa.get("first_token_auroc"), sb.get("first_token_auroc"),
-                         test="bootstrap of the difference (prompts)", ci=ci,
-                         n=[sa.get("first_token_n"), sb.get("first_token_n")]))
-        ta, tb = _truncation_units(da), _truncation_units(db)
-        for which, name in (("commitment_fraction", "commitment fraction"), ("flip_rate_at_20", "flip rate at 20%")):
-            ci = None
-            if ta and tb and ta[0] and tb[0]:
-                # each resample re-runs the truncation report: a quarter of the resamples
-                ci = bootstrap_difference_ci(_truncation_stat(which, ta[1]), _truncation_stat(which, tb[1]), ta[0], tb[0],
-                                             n_resamples=n_resamples // 4, seed=seed)
-            rows.append(_row(name, sa.get(which), sb.get(which), test="bootstrap of the difference (prompts)", ci=ci,
-                             n=[sa.get("truncation_n"), sb.get("truncation_n")]))
-        pa, pb = _read(da / "stance" / "stance.json"), _read(db / "stance" / "stance.json")
-        p_value = None
-        if pa and pb and pa.get("n_tested") and pb.get("n_tested"):
-            perf_a = sum(not t["significant"] for t in pa["tests"])
-            perf_b = sum(not t["significant"] for t in pb["tests"])
-            p_value = fisher_exact(perf_a, pa["n_tested"], perf_b, pb["n_tested"])
-        rows.append(_row("performative share of stance changes", sa.get("performative_share"), sb.get("performative_share"),
-                         test="Fisher exact", p_value=p_value, n=[sa.get("performative_n"), sb.get("performative_n")]))
-    return {"a": str(side_a), "b": str(side_b), "rows": rows}
+    rows = eval_rows(side_a, side_b, n_resamples=n_resamples, seed=seed)
+    rows += deliberation_rows(side_a, side_b, n_resamples=n_resamples, seed=seed)
+    adjust_family(rows)
+    return {"a": str(side_a), "b": str(side_b), "rows": rows,
+            "family": f"Holm and BH across the {sum(r['p_value'] is not None for r in rows)} rows with a p-value"}

@@ -157,3 +157,23 @@ def test_presets_are_the_shipped_yaml_files():
     assert sorted(p.stem for p in PRESET_DIR.glob("*.yaml")) == sorted(RUN_PRESETS.names())
     assert RUN_PRESETS.get("quick").eval == {"suite": "quick", "limit_scale": 0.4}
     assert RUN_PRESETS.get("deliberate").equalize is True
+
+
+def test_plan_prints_the_planned_mdd_of_each_headline_before_anything_runs(monkeypatch, capsys, tmp_path):
+    from thinksafe.pipeline import PlanAssumptions, RunConfig, plan
+    from thinksafe.stats import paired_mdd
+
+    rows = {r["measure"]: r for r in plan(RunConfig(out=str(tmp_path / "r"), preset="deliberate"))}
+    harm = rows["harmbench asr"]
+    assert harm["n"] == 100 and harm["mdd"] == paired_mdd(100, 0.3) and 0.1 < harm["mdd"] < 0.3
+    assert rows["gsm8k accuracy"]["n"] == 200 and rows["gsm8k accuracy"]["discordance"] == 0.2
+    assert "reported" in rows["performative share of stance changes"]["note"]  # K = 49 meets the power rule
+    quick = {r["measure"]: r for r in plan(RunConfig(out=str(tmp_path / "q")), PlanAssumptions(discordance=0.5))}
+    assert quick["harmbench asr"]["n"] == 8 and quick["harmbench asr"]["discordance"] == 0.5
+    assert quick["performative share of stance changes"]["note"].startswith("not reported (underpowered: K = 4")
+    monkeypatch.setattr(sys, "argv", ["thinksafe", "plan", "--preset", "deliberate", "--out", str(tmp_path / "p"),
+                                      "--discordance", "0.25"])
+    main()
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "harmbench asr" in printed and f"{paired_mdd(100, 0.25):.3f}" in printed
+    assert not (tmp_path / "p").exists()  # planning writes nothing

@@ -119,7 +119,8 @@ def _planted_run(root: Path, *, harm_samples: int = 1, version: int | None = 2) 
     return sa, sb
 
 
-ROW_KEYS = {"metric", "a", "b", "diff", "test", "paired", "ci", "p_value", "p_holm", "q_bh", "n", "n_dropped", "detail"}
+ROW_KEYS = {"metric", "a", "b", "diff", "test", "paired", "ci", "p_value", "p_holm", "q_bh", "n", "n_dropped", "detail",
+            "mdd"}
 
 
 @pytest.mark.parametrize("harm_samples", [1, 3])
@@ -144,6 +145,12 @@ def test_every_row_has_an_interval_a_p_and_the_tables_holm_and_bh(tmp_path, harm
     assert rows["gsm8k accuracy"]["test"] == "paired clustered bootstrap (prompts)"
     a_metrics = json.loads((sa / "eval" / "metrics.json").read_text())
     assert harm["a"] == a_metrics["benchmarks"]["harmbench"]["value"] and harm["n"] == 60 and harm["n_dropped"] == 0
+    # the observed minimum detectable difference, from this comparison's own size and discordance
+    from thinksafe.evals.compare import paired_headline
+    from thinksafe.stats import paired_mdd
+
+    t = paired_headline(sa / "eval", sb / "eval", "harmbench", "asr")
+    assert harm["mdd"] == pytest.approx(paired_mdd(60, (t["only_a"] + t["only_b"]) / 60)) and 0 < harm["mdd"] < 1
     # Holm and BH across the table's rows are statsmodels'
     p = [r["p_value"] for r in table["rows"]]
     assert [r["p_holm"] for r in table["rows"]] == multipletests(p, method="holm")[1].tolist()

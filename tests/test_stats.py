@@ -434,3 +434,47 @@ def test_fisher_exact_power_rejects_as_scipy_and_is_the_enumerated_sum():
     assert fisher_exact_power(0.35, 4, 0.65, 4) < 0.05
     with pytest.raises(ValueError, match="trials on both sides"):
         fisher_exact_power(0.35, 0, 0.65, 4)
+
+
+# ------------------------------------------------------------------- minimum detectable difference
+
+
+def test_paired_mdd_solves_connors_sample_size_formula():
+    from scipy.stats import norm
+
+    from thinksafe.stats import paired_mdd
+
+    z_a, z_b = norm.ppf(0.975), norm.ppf(0.8)
+    for n, psi in ((100, 0.3), (400, 0.1), (60, 0.5)):
+        d = paired_mdd(n, psi)
+        assert 0 < d <= psi
+        assert (z_a * psi ** 0.5 + z_b * (psi - d * d) ** 0.5) ** 2 / d ** 2 == pytest.approx(n, rel=1e-6)
+    # more prompts, or fewer changed answers, detect smaller differences
+    assert paired_mdd(400, 0.3) < paired_mdd(100, 0.3) and paired_mdd(100, 0.1) < paired_mdd(100, 0.3)
+    assert paired_mdd(5, 0.02) is None  # five prompts cannot detect anything when one in fifty changes
+
+
+def test_paired_mdd_has_the_power_it_claims_by_simulation():
+    """At the MDD, an exact McNemar test on simulated paired data rejects in about 80% of draws."""
+    from thinksafe.stats import mcnemar_exact, paired_mdd
+
+    n, psi = 200, 0.3
+    d = paired_mdd(n, psi)
+    rng = np.random.default_rng(0)
+    p_up, p_down = (psi + d) / 2, (psi - d) / 2
+    rejections = 0
+    for _ in range(2000):
+        draw = rng.multinomial(n, [p_up, p_down, 1 - psi])
+        rejections += mcnemar_exact(int(draw[1]), int(draw[0])) < 0.05
+    assert 0.74 <= rejections / 2000 <= 0.86
+
+
+def test_unpaired_mdd_matches_statsmodels_power():
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    from thinksafe.stats import unpaired_mdd
+
+    d = unpaired_mdd(100, 100, 0.5)
+    power = NormalIndPower().power(proportion_effectsize(0.5 + d / 2, 0.5 - d / 2), nobs1=100, alpha=0.05)
+    assert power == pytest.approx(0.8, abs=0.01)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import sys
@@ -18,7 +19,7 @@ from thinksafe.deliberation.run import DeliberationConfig
 from thinksafe.errors import ConfigError, ThinksafeError
 from thinksafe.evals.runner import EvalJob
 from thinksafe.generation.stage import GenerateJob
-from thinksafe.pipeline import RunConfig
+from thinksafe.pipeline import PlanAssumptions, RunConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure and align safety deliberation in reasoning LMs.")
 models_app = typer.Typer(no_args_is_help=True, help="Embedded and user models.")
@@ -55,6 +56,7 @@ DELIBERATION_FLAGS = flags_for(DeliberationConfig, nested={"generation": "", "pr
                                                      "fractions": "--fraction"},
                                exclude={"generation.samples", "generation.steer"})  # it analyses the model unsteered
 RUN_FLAGS = flags_for(RunConfig, rename={"recipes": "--recipe"})
+PLAN_FLAGS = [dataclasses.replace(f, path=("assume", *f.path)) for f in flags_for(PlanAssumptions)]
 
 
 def build(cls: type, overrides: dict, command: str) -> Any:
@@ -327,6 +329,31 @@ def run(
                 after = metrics["after"][group].get(name, {}).get("value")
                 console.print(f"  {name} {row['metric']}: {row['value']:.3f} -> "
                               f"{'-' if after is None else f'{after:.3f}'} ({metrics['after']['recipe']})")
+
+
+@app.command("plan")
+@with_flags(RUN_FLAGS, PLAN_FLAGS)
+def plan_(
+    overrides: dict,
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are the run's fields"),
+) -> None:
+    """Before anything runs: the minimum detectable difference of each before/after headline of a run
+    (alpha 0.05, power 0.8, paired), from the preset's sizes and the stated assumptions."""
+    from thinksafe.pipeline import PlanAssumptions, load_config, plan
+
+    assumed = build(PlanAssumptions, overrides.pop("assume", {}), "plan")
+    cfg = load_config(config, overrides)
+    table = Table(title=f"planned minimum detectable differences: preset {cfg.preset} (alpha {assumed.alpha}, "
+                        f"power {assumed.power}, paired)")
+    for col in ("measure", "n", "assumed discordance", "MDD", "note"):
+        table.add_column(col, overflow="fold")
+    for row in plan(cfg, assumed):
+        table.add_row(row["measure"], "-" if row["n"] is None else str(row["n"]),
+                      "-" if row["discordance"] is None else f"{row['discordance']:.2f}",
+                      "-" if row["mdd"] is None else f"{row['mdd']:.3f}", row["note"])
+    console.print(table)
+    console.print("discordance: the share of prompts whose answer changes between the two models (assumed; "
+                  "--discordance, --reasoning-discordance). Every run reports its observed MDD beside each difference.")
 
 
 @app.command()

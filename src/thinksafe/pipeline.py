@@ -367,3 +367,61 @@ class MainRun:
 def run_main(cfg: RunConfig, *, console: Console | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the main job into ``cfg.out`` (finished stages skipped, a killed one resumed); returns metrics.json."""
     return MainRun(cfg, console=console, progress=progress).run()
+
+
+@dataclass(frozen=True)
+class PlanAssumptions:
+    """What a power calculation assumes before anything runs (``thinksafe plan``): the share of prompts
+    whose answer changes between base and adapter (the discordance a paired test feeds on)."""
+
+    discordance: float = field(default=0.3, metadata={
+        "help": "share of a safety set's prompts whose answer changes between the two models"})
+    reasoning_discordance: float = field(default=0.2, metadata={
+        "help": "share of reasoning questions answered right by one model only"})
+    alpha: float = field(default=0.05, metadata={"help": "two-sided level"})
+    power: float = field(default=0.8, metadata={"help": "power"})
+
+    def __post_init__(self) -> None:
+        for name in ("discordance", "reasoning_discordance", "alpha", "power"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"{name} must lie strictly between 0 and 1, got {getattr(self, name)!r}")
+
+
+def plan(cfg: RunConfig, assumptions: PlanAssumptions | None = None) -> list[dict[str, Any]]:
+    """The planned minimum detectable difference (MDD) of each before/after headline of a run, from its
+    preset's sizes and the stated assumptions, before anything runs: one row per measure with ``n`` (the
+    paired prompts), the assumed discordance and the MDD (None where the size cannot reach the power)."""
+    from thinksafe.data import load_benchmark
+    from thinksafe.evals.runner import _entry_limit
+    from thinksafe.stats import paired_mdd
+
+    a = assumptions or PlanAssumptions()
+    chosen = {role: s["benchmark"] for role, s in choose_sets(cfg.data_path, evaluated=cfg.evaluated_sets).items()}
+    job = cfg.stage_config("eval", chosen, out="-")
+    rows: list[dict[str, Any]] = []
+    for entry in job.entries():
+        n = _entry_limit(entry, job.limit_scale)
+        if n is None:
+            try:
+                n = len(load_benchmark(entry.benchmark, split=entry.split, path=cfg.data_path))
+            except DataError:
+                rows.append({"measure": f"{entry.benchmark} {entry.metric}", "n": None, "discordance": None,
+                             "mdd": None, "note": "the set does not resolve here"})
+                continue
+        psi = a.reasoning_discordance if entry.metric == "accuracy" else a.discordance
+        mdd = paired_mdd(n, psi, alpha=a.alpha, power=a.power)
+        rows.append({"measure": f"{entry.benchmark} {entry.metric}", "n": n, "discordance": psi, "mdd": mdd,
+                     "note": "paired McNemar" if mdd is not None else "too few prompts for this power"})
+    delib = cfg.stage_config("deliberation", chosen)
+    n_trunc = delib.truncation_limit if delib.truncation_limit is not None else delib.limit
+    mdd = paired_mdd(n_trunc, a.discordance, alpha=a.alpha, power=a.power)
+    rows.append({"measure": "flip rate at 20% (harmful truncation prompts)", "n": n_trunc, "discordance": a.discordance,
+                 "mdd": mdd, "note": "paired over prompts" if mdd is not None else "too few prompts for this power"})
+    from thinksafe.deliberation.stance import RULE_POWER, cut_power
+
+    k_power = cut_power(delib.replays, delib.replays, a.alpha)
+    rows.append({"measure": "performative share of stance changes", "n": delib.replays, "discordance": None, "mdd": None,
+                 "note": (f"reported: K = {delib.replays} answers a cut gives power {k_power:.2f} to see 0.35 -> 0.65"
+                          if k_power >= RULE_POWER else
+                          f"not reported (underpowered: K = {delib.replays} gives power {k_power:.2f} < {RULE_POWER})")})
+    return rows

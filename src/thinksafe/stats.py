@@ -415,3 +415,42 @@ def fisher_exact_power(p_a: float, n_a: int, p_b: float, n_b: int, *, alpha: flo
         reject[xs, successes - xs] = p_values <= alpha
     weight = np.outer(binom.pmf(np.arange(n_a + 1), n_a, p_a), binom.pmf(np.arange(n_b + 1), n_b, p_b))
     return float(weight[reject].sum())
+
+
+# ---------------------------------------------------------------------- minimum detectable difference
+
+
+def paired_mdd(n: int, discordance: float, *, alpha: float = 0.05, power: float = 0.8) -> float | None:
+    """The smallest difference of two paired rates (``b - a`` on the same ``n`` prompts) that a two-sided
+    McNemar test at ``alpha`` detects with ``power``, when a share ``discordance`` of the prompts change
+    their answer (Connor 1987: ``n = (z_a sqrt(psi) + z_b sqrt(psi - d^2))^2 / d^2``, solved for ``d``).
+
+    The difference can be no larger than the discordance (every changed prompt moving one way), so a
+    design whose ``n`` cannot reach power even then has no detectable difference: None."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 0.0 < discordance <= 1.0:
+        raise ValueError(f"discordance must be in (0, 1], got {discordance}")
+    z_a, z_b = float(norm.ppf(1 - alpha / 2)), float(norm.ppf(power))
+
+    def needed(d: float) -> float:
+        return (z_a * math.sqrt(discordance) + z_b * math.sqrt(max(discordance - d * d, 0.0))) ** 2 / (d * d) - n
+
+    if needed(discordance) > 0:  # even a one-way change of every discordant prompt is not enough
+        return None
+    return float(brentq(needed, 1e-9, discordance))
+
+
+def unpaired_mdd(n_a: int, n_b: int, base_rate: float, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest difference of two independent rates around ``base_rate`` that a two-sided z-test at
+    ``alpha`` detects with ``power`` (``(z_a + z_b) sqrt(p(1 - p)(1/n_a + 1/n_b))``, the normal
+    approximation statsmodels' ``NormalIndPower`` uses on the arcsine scale near p)."""
+    from scipy.stats import norm
+
+    if n_a < 1 or n_b < 1:
+        raise ValueError(f"both sides need observations, got {n_a} and {n_b}")
+    z = float(norm.ppf(1 - alpha / 2)) + float(norm.ppf(power))
+    return z * math.sqrt(base_rate * (1 - base_rate) * (1 / n_a + 1 / n_b))

@@ -31,7 +31,7 @@ from typing import Any
 
 from thinksafe.evals.compare import adjust_family, paired_headline
 from thinksafe.jsonl import read_jsonl
-from thinksafe.stats import auroc, bootstrap_difference
+from thinksafe.stats import auroc, bootstrap_difference, paired_mdd
 
 
 def _read(path: Path) -> Any:
@@ -136,14 +136,25 @@ def _bootstrap_row(metric: str, a: Any, b: Any, stat_a: Any, stat_b: Any, units_
 # ------------------------------------------------------------------------------------------ rows
 
 
+def _observed_mdd(test: Mapping[str, Any]) -> float | None:
+    """The smallest difference this comparison could have detected (α 0.05, power 0.8), from its own
+    number of paired prompts and the share of them whose answer changed (at least one changed prompt
+    is assumed, so a comparison without any still says what it could see)."""
+    n = test.get("n_paired") or 0
+    if not n:
+        return None
+    return paired_mdd(n, max(test["only_a"] + test["only_b"], 1) / n)
+
+
 def _row(metric: str, a: Any, b: Any, **extra: Any) -> dict[str, Any]:
-    """One difference: ``{metric, a, b, diff, test, paired, ci, p_value, p_holm, q_bh, n, n_dropped, detail}``
-    (``p_holm`` and ``q_bh`` are filled across the table by :func:`contrast`)."""
+    """One difference: ``{metric, a, b, diff, test, paired, ci, p_value, p_holm, q_bh, n, n_dropped, detail,
+    mdd}`` (``p_holm`` and ``q_bh`` are filled across the table by :func:`contrast`; ``mdd``, the observed
+    minimum detectable difference, where the test is a paired comparison of rates)."""
     diff = None if a is None or b is None else b - a
     ci = extra.pop("ci", None)
     return {"metric": metric, "a": a, "b": b, "diff": diff, "test": None, "paired": True,
             "ci": None if ci is None else list(ci), "p_value": None, "p_holm": None, "q_bh": None,
-            "n": None, "n_dropped": 0, "detail": None} | extra
+            "n": None, "n_dropped": 0, "detail": None, "mdd": None} | extra
 
 
 def eval_rows(side_a: Path, side_b: Path, *, n_resamples: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
@@ -164,7 +175,8 @@ def eval_rows(side_a: Path, side_b: Path, *, n_resamples: int = 2000, seed: int 
         if t["n_dropped"]:
             detail += f"; {t['n_dropped']} prompts on one side only left out"
         rows.append(_row(f"{bench} {entry['metric']}", entry["value"], other["value"], test=t["test"], ci=t["ci"],
-                         p_value=t["p_value"], n=t["n_paired"], n_dropped=t["n_dropped"], detail=detail))
+                         p_value=t["p_value"], n=t["n_paired"], n_dropped=t["n_dropped"], detail=detail,
+                         mdd=_observed_mdd(t)))
     return rows
 
 

@@ -454,3 +454,47 @@ def unpaired_mdd(n_a: int, n_b: int, base_rate: float, *, alpha: float = 0.05, p
         raise ValueError(f"both sides need observations, got {n_a} and {n_b}")
     z = float(norm.ppf(1 - alpha / 2)) + float(norm.ppf(power))
     return z * math.sqrt(base_rate * (1 - base_rate) * (1 / n_a + 1 / n_b))
+
+
+# ----------------------------------------------------------------------------- judge error correction
+
+
+def rogan_gladen(
+    positives: int,
+    n: int,
+    *,
+    true_pos: int,
+    n_pos: int,
+    true_neg: int,
+    n_neg: int,
+    n_resamples: int = 4000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """A rate corrected for its judge's error (Rogan and Gladen 1978): the judge called ``positives`` of
+    ``n`` items positive; on a labelled set it found ``true_pos`` of ``n_pos`` real positives
+    (sensitivity) and cleared ``true_neg`` of ``n_neg`` real negatives (specificity), so
+    ``(observed + specificity - 1) / (sensitivity + specificity - 1)``, clipped to [0, 1].
+
+    The interval is a parametric bootstrap that draws the observed rate, the sensitivity and the
+    specificity from their binomials, so it carries the labelled set's uncertainty as well as the
+    run's. It assumes the judge errs on this data as on the labelled set. ``None`` estimate (and
+    interval) when the judge is no better than chance there (sensitivity + specificity <= 1)."""
+    for name, k, m in (("positives", positives, n), ("true_pos", true_pos, n_pos), ("true_neg", true_neg, n_neg)):
+        if m < 1 or not 0 <= k <= m:
+            raise ValueError(f"{name} must be a count between 0 and its total, got {k} of {m}")
+    sens, spec, obs = true_pos / n_pos, true_neg / n_neg, positives / n
+    out: dict[str, Any] = {"observed": obs, "sensitivity": sens, "specificity": spec, "value": None, "ci": None,
+                           "assumption": "the judge errs on these items as on its labelled set"}
+    if sens + spec <= 1:
+        return out
+    rng = np.random.default_rng(seed)
+    o = rng.binomial(n, obs, n_resamples) / n
+    se = rng.binomial(n_pos, sens, n_resamples) / n_pos
+    sp = rng.binomial(n_neg, spec, n_resamples) / n_neg
+    youden = se + sp - 1
+    ok = youden > 0
+    draws = np.clip((o[ok] + sp[ok] - 1) / youden[ok], 0.0, 1.0)
+    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return out | {"value": float(np.clip((obs + spec - 1) / (sens + spec - 1), 0.0, 1.0)),
+                  "ci": (float(low), float(high))}

@@ -444,17 +444,6 @@ def paired_mdd(n: int, discordance: float, *, alpha: float = 0.05, power: float 
     return float(brentq(needed, 1e-9, discordance))
 
 
-def unpaired_mdd(n_a: int, n_b: int, base_rate: float, *, alpha: float = 0.05, power: float = 0.8) -> float:
-    """The smallest difference of two independent rates around ``base_rate`` that a two-sided z-test at
-    ``alpha`` detects with ``power`` (``(z_a + z_b) sqrt(p(1 - p)(1/n_a + 1/n_b))``, the normal
-    approximation statsmodels' ``NormalIndPower`` uses on the arcsine scale near p)."""
-    from scipy.stats import norm
-
-    if n_a < 1 or n_b < 1:
-        raise ValueError(f"both sides need observations, got {n_a} and {n_b}")
-    z = float(norm.ppf(1 - alpha / 2)) + float(norm.ppf(power))
-    return z * math.sqrt(base_rate * (1 - base_rate) * (1 / n_a + 1 / n_b))
-
 
 # ----------------------------------------------------------------------------- judge error correction
 

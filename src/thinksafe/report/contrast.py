@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from thinksafe.deliberation.states import prompt_of
 from thinksafe.evals.compare import adjust_family, paired_headline
 from thinksafe.jsonl import read_jsonl
 from thinksafe.stats import auroc, bootstrap_difference, paired_mdd
@@ -39,11 +40,6 @@ def _read(path: Path) -> Any:
 
 
 # ---------------------------------------------------------------------------------- deliberation
-
-
-def _prompt_of(key: str) -> str:
-    """The prompt id (``benchmark/id``) of a record key (``benchmark/id#sample``)."""
-    return key.rsplit("#", 1)[0]
 
 
 def _auroc_units(probe: Mapping[str, Any] | None, state: str,
@@ -76,7 +72,7 @@ def _truncation_units(delib: Path) -> tuple[dict[str, list[dict[str, Any]]], dic
     by_prompt: dict[str, list[dict[str, Any]]] = {}
     for r in read_jsonl(rows_path):
         if r["key"] in labels:
-            by_prompt.setdefault(_prompt_of(r["key"]), []).append(r)
+            by_prompt.setdefault(prompt_of(r["key"]), []).append(r)
     return dict(sorted(by_prompt.items())), {"labels": labels, "cfg": cfg}
 
 

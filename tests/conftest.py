@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -159,3 +161,35 @@ def no_network():
     with NetworkGuard() as guard:
         yield guard
     assert not guard.attempts, f"network access attempted: {guard.attempts}"
+
+
+class TinyRun(NamedTuple):
+    cfg: Any
+    out: Path
+    metrics: dict[str, Any]
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_model_dir, tmp_path_factory) -> TinyRun:
+    """One whole main job on the tiny model, run once a session in this process (the deliberation judge a
+    stand-in that gives both labels; ``test_pipeline._killable_run_config``, which ``crash_child.py`` runs
+    too). Its folder is what ``test_pipeline`` checks, the reference that the main-job kill test
+    (``test_crash.py``) must end at byte for byte, and the ``before/`` that the deliberate comparison
+    starts from. Tests only read it (the re-run of a finished job in ``test_pipeline`` rewrites no record)."""
+    if not os.environ.get("THINKSAFE_DATA_DIR"):
+        pytest.skip("THINKSAFE_DATA_DIR is not set")
+    from test_deliberation_run import _ParityJudge
+    from test_pipeline import _killable_run_config
+
+    from thinksafe.deliberation.run import DeliberationRun
+    from thinksafe.pipeline import run_main
+
+    out = tmp_path_factory.mktemp("main") / "run"
+    cfg = _killable_run_config(out, tiny_model_dir)
+    t0 = time.monotonic()
+    with pytest.MonkeyPatch.context() as mp, NetworkGuard() as net:
+        mp.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
+        metrics = run_main(cfg, progress=False)
+    assert not net.attempts, f"the main job tried the network: {net.attempts}"  # the offline guarantee
+    return TinyRun(cfg, out, metrics, time.monotonic() - t0)

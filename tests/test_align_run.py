@@ -218,3 +218,27 @@ def test_a_run_folder_written_before_drop_overlap_existed_still_opens(tmp_path):
         pin_config(tmp_path, _cfg(drop_overlap=True).to_dict(), what="an alignment run", flag="--run")
     with pytest.raises(ConfigError, match="drop_overlap must be true or false"):
         _cfg(drop_overlap="yes")
+
+
+def test_a_run_resumes_with_another_batch_size_but_not_other_sampling(tmp_path):
+    """A batch size never changes a record (seeded per sample), so a run folder takes another one; a
+    setting that does change records is still refused, naming it."""
+    from thinksafe.manifest import pin_config
+
+    first = _cfg().to_dict()
+    pin_config(tmp_path, first, what="an alignment run", flag="--run")
+    smaller = json.loads(json.dumps(first))
+    smaller["generation"]["batch_size"] = 1
+    pin_config(tmp_path, smaller, what="an alignment run", flag="--run")
+    assert json.loads((tmp_path / "config.json").read_text()) == json.loads(json.dumps(first))  # kept as written
+    hotter = json.loads(json.dumps(first))
+    hotter["generation"]["temperature"] = 1.5
+    with pytest.raises(ConfigError, match="generation"):
+        pin_config(tmp_path, hotter, what="an alignment run", flag="--run")
+    nested = {"eval": {"generation": {"batch_size": 2, "top_k": 20}}}
+    pin_config(tmp_path / "main", nested, what="a main-job run", flag="--out")
+    pin_config(tmp_path / "main", {"eval": {"generation": {"batch_size": 32, "top_k": 20}}}, what="a main-job run",
+               flag="--out")
+    with pytest.raises(ConfigError, match="eval"):
+        pin_config(tmp_path / "main", {"eval": {"generation": {"batch_size": 2, "top_k": 0}}}, what="a main-job run",
+                   flag="--out")

@@ -111,7 +111,7 @@ def _tiny_run_config(out, model_dir) -> RunConfig:
         eval={"judge": "keyword", "limit_scale": 0.1, "generation": gen},
         deliberation={"limit": 6, "positions": 8, "replays": 2, "truncation_samples": 2, "truncation_limit": 2,
                       "stance_limit": 2, "chunk_chars": 30, "min_chunk_chars": 5, "asr_judge": "keyword",
-                      "generation": gen},
+                      "replay": {"max_tokens": 8, "min_tokens": 2}, "generation": gen},
         align={"harmful_size": 3, "benign_size": 3, "asr_judge": "keyword", "refusal_judge": "keyword",
                "reasoning_thinking_budget": 4, "perplexity_size": 4, "generation": gen},
     )
@@ -127,32 +127,11 @@ def _killable_run_config(out, model_dir) -> RunConfig:
     return cfg
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tiny_model_dir, tmp_path_factory):
-    """One whole main job on the tiny model (the deliberation judge a stand-in that gives both labels)."""
-    if not os.environ.get("THINKSAFE_DATA_DIR"):
-        pytest.skip("THINKSAFE_DATA_DIR is not set")
-    from test_deliberation_run import _ParityJudge
-
-    from thinksafe.deliberation.run import DeliberationRun
-    from thinksafe.pipeline import run_main
-
-    out = tmp_path_factory.mktemp("main") / "run"
-    cfg = _tiny_run_config(out, tiny_model_dir)
-    from conftest import NetworkGuard
-
-    with pytest.MonkeyPatch.context() as mp, NetworkGuard() as net:
-        mp.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())
-        metrics = run_main(cfg, progress=False)
-    assert not net.attempts, f"the main job tried the network: {net.attempts}"  # the offline guarantee
-    return cfg, out, metrics
-
-
 @needs_data
 def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(tiny_run, monkeypatch):
     from thinksafe.pipeline import run_main
 
-    cfg, out, metrics = tiny_run
+    cfg, out, metrics = tiny_run.cfg, tiny_run.out, tiny_run.metrics
     for side in ("before", "after"):
         assert set(metrics[side]) >= {"asr", "orr", "reasoning", "deliberation"}
         assert metrics[side]["asr"]["harmbench"]["n"] == 2 and metrics[side]["deliberation"]["last_prompt_n"] > 0
@@ -174,8 +153,10 @@ def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(t
         raise AssertionError("a finished stage must not generate again")
 
     monkeypatch.setattr(engine.Engine, "_generate_chunk", no_generation)
+    files = {p: p.read_bytes() for p in out.rglob("*.jsonl")}
     again = run_main(cfg, progress=False)
     assert again["before"] == metrics["before"] and again["after"] == metrics["after"]
+    assert {p: p.read_bytes() for p in out.rglob("*.jsonl")} == files  # no record rewritten (others use this run)
     # another configuration in the same folder is refused, saying what differs
     with pytest.raises(ConfigError, match="another configuration"):
         run_main(RunConfig(**(cfg.to_dict() | {"preset": "paper"})), progress=False)
@@ -194,7 +175,7 @@ def test_the_report_renders_in_headless_chromium_without_console_errors(tiny_run
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    _, out, _ = tiny_run
+    out = tiny_run.out
     problems: list[str] = []
     shot = tmp_path / "report.png"
     with sync_playwright() as p:
@@ -247,10 +228,13 @@ def test_bars_inside_a_run_share_one_display_named_by_stage():
 
 
 @needs_data
-def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(tiny_model_dir, tmp_path, monkeypatch):
+def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(tiny_run, tiny_model_dir, tmp_path,
+                                                                                monkeypatch):
     """base, thinksafe and thinksafe-deliberate in one run: the selecting recipe trains first, thinksafe is
-    capped at its pair counts, and the report tests every difference."""
+    capped at its pair counts, and the report tests every difference. The base model's stages are the
+    session's tiny run's (same settings): its ``before/`` is copied in, and the run must use it as it is."""
     import hashlib
+    import shutil
 
     from test_deliberation_run import _ParityJudge
 
@@ -276,10 +260,18 @@ def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(
 
     monkeypatch.setattr(run_mod, "filter_candidates", keep_closed)
     monkeypatch.setattr(replay_mod, "replay", planted)
-    base = _tiny_run_config(tmp_path / "run", tiny_model_dir)
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run.out / "before", out / "before")
+    def files():  # records and stage manifests (the scorecard and its plots are drawn again at each call)
+        return {p.relative_to(out): (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "before").rglob("*")
+                if p.suffix == ".jsonl" or p.name == "manifest.json"}
+
+    before = files()
+    base = _tiny_run_config(out, tiny_model_dir)  # the tiny run's settings, less its small batches and long training
     cfg = RunConfig(**(base.to_dict() | {"recipes": ["thinksafe", "thinksafe-deliberate"], "equalize": True}))
     metrics = run_main(cfg, progress=False)
-    out = tmp_path / "run"
+    assert metrics["before"] == tiny_run.metrics["before"]
+    assert files() == before  # used as it was: not one file written again
 
     selection = metrics["selection"]["thinksafe-deliberate"]
     assert selection["rule"] == "decisive" and selection["harmful_in"] == 3

@@ -119,9 +119,21 @@ class Stage:
         write_json_atomic(self.manifest_path, manifest)
 
 
+def _pinned(config: Any) -> Any:
+    """``config`` less the settings that never change what a run writes: a generation's batch size
+    (sampling is seeded per sample, so records do not depend on their batch: tests/test_generation.py,
+    tests/test_vllm_backend.py). A run may resume with another one (a smaller batch after running out
+    of memory)."""
+    if not isinstance(config, dict):
+        return config
+    return {k: ({kk: vv for kk, vv in v.items() if kk != "batch_size"} if k == "generation" and isinstance(v, dict)
+                else _pinned(v)) for k, v in config.items()}
+
+
 def pin_config(out: Path, config: dict[str, Any], *, what: str, flag: str) -> None:
     """A run folder's ``config.json``: written on first use; a folder whose config differs is refused
-    (nothing changed) with what differs, so later stages can read the run's own configuration."""
+    (nothing changed) with what differs, so later stages can read the run's own configuration.
+    Settings that never change a record (:func:`_pinned`) may differ."""
     path = out / "config.json"
     mine = json.loads(json.dumps(config, default=str))
     if not path.exists():
@@ -133,6 +145,7 @@ def pin_config(out: Path, config: dict[str, Any], *, what: str, flag: str) -> No
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} is not valid JSON ({exc}); delete the folder to start over") from None
     # a field added by a later version reads as None (its "not set") in a folder written before it
+    theirs, mine = _pinned(theirs), _pinned(mine)
     diffs = [f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in sorted(set(theirs) | set(mine))
              if theirs.get(k) != mine.get(k)]
     if diffs:

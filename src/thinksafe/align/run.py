@@ -79,6 +79,8 @@ class AlignConfig:
     reasoning_thinking_budget: int = field(default=224, metadata={"help": "trace budget on reasoning pools"})
     learning_rate: float | None = field(default=None, metadata={"help": "override the preset's learning rate"})
     epochs: float | None = field(default=None, metadata={"help": "override the preset's epochs"})
+    grad_accum: int | None = field(default=None, metadata={
+        "help": "override the gradient accumulation (pairs per optimizer step, one at a time; the paper's 8)"})
     kl_benign: bool = field(default=False, metadata={"help": "KL variant: benign pairs learn KL(reference || student)"})
     perplexity_size: int = field(default=64, metadata={"help": "pairs scored by the perplexity diagnostic"})
     select: dict[str, Any] | None = field(default=None, metadata={
@@ -109,6 +111,9 @@ class AlignConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"{name} must be > 0, got {value!r}")
+        if self.grad_accum is not None and (isinstance(self.grad_accum, bool) or not isinstance(self.grad_accum, int)
+                                            or self.grad_accum < 1):
+            raise ConfigError(f"grad_accum must be a positive integer or None, got {self.grad_accum!r}")
         for name in ("harmful_pairs", "benign_pairs"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
@@ -133,8 +138,9 @@ class AlignConfig:
 
     def train_config(self) -> TrainConfig:
         p = self.preset_spec
+        extra = {} if self.grad_accum is None else {"grad_accum": self.grad_accum}
         return TrainConfig(learning_rate=self.learning_rate or p.learning_rate, epochs=self.epochs or p.epochs,
-                           max_length=p.max_length, seed=self.generation.seed, kl_benign=self.kl_benign)
+                           max_length=p.max_length, seed=self.generation.seed, kl_benign=self.kl_benign, **extra)
 
     def overrides(self) -> list[str]:
         """What this run changes from the paper's recipe, in words (manifest and report)."""
@@ -143,6 +149,8 @@ class AlignConfig:
             out.append(f"learning_rate -> {self.learning_rate} (command line)")
         if self.epochs is not None:
             out.append(f"epochs -> {self.epochs} (command line)")
+        if self.grad_accum is not None:
+            out.append(f"grad_accum 8 -> {self.grad_accum} (command line)")
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 from thinksafe.data.records import Example
 from thinksafe.errors import DataError
@@ -19,6 +20,7 @@ _APOSTROPHES = str.maketrans(dict.fromkeys("'\u2018\u2019\u201a\u201b\u2032\u02b
 IDENTITY_RULES = "Unicode (NFKC, curly quotes and dashes), case, whitespace and punctuation/symbols"
 
 
+@lru_cache(maxsize=1 << 15)  # pure; every overlap check normalises the same evaluation sets again
 def normalize_prompt(text: str) -> str:
     """The identity of a prompt, so trivially different copies of one prompt compare equal.
 

@@ -114,12 +114,18 @@ def load_encoder(path: str, dtype: str = "bfloat16", device: str = "cpu") -> Any
 
 def embed(texts: Sequence[str], recipe: EmbeddingRecipe, *, encoder_path: str | Path | None = None,
           batch_size: int = 64, device: str = "cpu") -> np.ndarray:
-    """Unit-norm embeddings of the first ``recipe.max_seq_length`` word pieces of each text."""
+    """Unit-norm embeddings of the first ``recipe.max_seq_length`` word pieces of each text.
+
+    Each distinct text is encoded once (a prompt answered by several samples, replays or injected
+    variants repeats; ``bench/judge_embed.py``). In bfloat16 an embedding moves in its last bits with the
+    texts batched beside it, as it always has: a judge's verdicts are fixed by its inputs, in order."""
     model = load_encoder(str(encoder_path or default_encoder_path()), recipe.dtype, device)
     model.max_seq_length = recipe.max_seq_length
-    vecs = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+    index: dict[str, int] = {}
+    rows = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
+    vecs = model.encode(list(index), batch_size=batch_size, convert_to_numpy=True,
                         normalize_embeddings=True, show_progress_bar=False)
-    return np.asarray(vecs, dtype=np.float32)
+    return np.asarray(vecs, dtype=np.float32).reshape(len(index), -1)[rows]
 
 
 def featurize(prompts: Sequence[str], responses: Sequence[str], recipe: EmbeddingRecipe, *,

@@ -175,11 +175,14 @@ def load_llm(path: str, gguf_file: str | None = None, dtype: str = "auto", devic
         from thinksafe.models.loader import require_safetensors
 
         require_safetensors(p)
+    from thinksafe.models.assets import one_gguf_parse
+
     try:
-        tok = AutoTokenizer.from_pretrained(str(p), **kw)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(p), dtype=dtype, **kw, **({} if gguf_file else {"use_safetensors": True})
-        ).to(device).eval()
+        with one_gguf_parse():  # a GGUF's metadata parsed once for the tokenizer, the config and the weights
+            tok = AutoTokenizer.from_pretrained(str(p), **kw)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(p), dtype=dtype, **kw, **({} if gguf_file else {"use_safetensors": True})
+            ).to(device).eval()
     except (OSError, ValueError) as exc:
         raise ModelError(f"Cannot load the judge model from {p}: {exc}") from exc
     return model, tok

@@ -255,13 +255,14 @@ def _load_gguf(gguf: Path, name: str, sha256: str, dtype: str) -> tuple[Any, Any
 
     if (hit := cached()) is not None:
         return hit
-    assets.check_gguf_header(gguf)
-    log.info("De-quantising %s (first load only; later loads use the cached conversion)", gguf.name)
-    try:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
-    except Exception as exc:
-        raise ModelError(f"transformers could not load GGUF {gguf}: {exc}") from exc
+    with assets.one_gguf_parse():  # the header's metadata parsed once, not once per reader
+        assets.check_gguf_header(gguf)
+        log.info("De-quantising %s (first load only; later loads use the cached conversion)", gguf.name)
+        try:
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+        except Exception as exc:
+            raise ModelError(f"transformers could not load GGUF {gguf}: {exc}") from exc
     tmp = converted.with_name(converted.name + f".{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -3,7 +3,8 @@
 Stages, each in its own folder of the run directory, each skipped when complete and resumed when
 killed (the stage libraries do the work; this module only wires them):
 
-1. ``before/eval``: ASR, ORR and reasoning accuracy of the base model (:func:`run_eval`);
+1. ``before/eval``: ASR, ORR (benign prompts refused, with the help rate and no-answer share beside it)
+   and reasoning accuracy of the base model (:func:`run_eval`);
 2. ``before/deliberation``: its deliberation scorecard (first-token probes, truncation, stance);
 3. ``align/<recipe>``: training pairs, filter, perplexity diagnostic, LoRA adapter, per recipe;
 4. ``after/<recipe>/eval`` and ``after/<recipe>/deliberation``: the same measurements with the adapter;

@@ -57,6 +57,15 @@ def test_eval_writes_metrics_with_cis_and_skips_when_complete(tiny_loaded, tmp_p
     assert b["harmbench"]["value"] <= sum(r["verdict"]["complied"] for r in judged) / 3 + 1e-9
     # every rate names its judge; every set names its source and row counts
     assert b["harmbench"]["extra"]["judges"] == ["keyword"]
+    # ... beside its measured agreement with people (the shipped keyword measurement; this is not the default
+    # model, so XSTest for refusal-type rates) and its corrected value; xstest_safe is in the keyword judge's
+    # fit record, which is empty (nothing fitted)
+    nrr = b["harmbench"]["non_refusal_rate"]
+    assert nrr["judge"]["name"] == "keyword" and nrr["judge_agreement"]["set"] == "xstest"
+    assert nrr["judge_agreement"]["measured"] == "shipped" and {"value", "ci", "assumption"} <= set(nrr["corrected"])
+    assert b["xstest_safe"]["help_rate"]["judge_agreement"]["event"] == "not_refused"
+    assert b["xstest_safe"]["no_answer"]["judge_agreement"] is None and b["xstest_safe"]["no_answer"]["reason"]
+    assert b["xstest_safe"]["judge_fit_overlap"]["n"] == 0 and b["gsm8k"]["accuracy"]["judge"] is None
     sources = metrics["meta"]["data_sources"]
     assert set(sources) == {"harmbench", "xstest_safe", "gsm8k"}
     assert sources["harmbench"]["rows_used"] == 3 and sources["harmbench"]["rows_available"] == 400

@@ -260,8 +260,32 @@ _NOTE_KEYS = (
 )
 
 
+def measure_of_row(entry: Mapping[str, Any], metric: str) -> Mapping[str, Any] | None:
+    """The plain-key rate of an entry that a headline or secondary row named ``metric`` shows, if any
+    (``asr_refused`` is ``refusal_rate``, ``orr_no_answer`` is ``no_answer``, ...)."""
+    head = entry["metric"]
+    key = {head: head, f"{head}_refused": "refusal_rate", f"{head}_no_answer": "no_answer"}.get(metric, metric)
+    m = entry.get(key)
+    return m if isinstance(m, Mapping) else None
+
+
+def _corrected_cell(m: Mapping[str, Any] | None) -> str:
+    c = (m or {}).get("corrected")
+    if not c or c.get("value") is None:
+        return "-"
+    return f"{_pct(c['value'])} [{_pct(c['ci'][0])}, {_pct(c['ci'][1])}]"
+
+
+def _agreement_note(m: Mapping[str, Any] | None) -> str:
+    a = (m or {}).get("judge_agreement")
+    if not a:
+        return ""
+    return f"judge sens {a['sensitivity']:.2f} spec {a['specificity']:.2f} on {a['set']} ({a['n_pos']}+{a['n_neg']})"
+
+
 def render_table(metrics: Mapping[str, Any]) -> Table:
-    """A ``rich`` table of a ``metrics.json`` object: one row per rate, secondaries indented."""
+    """A ``rich`` table of a ``metrics.json`` object: one row per rate, secondaries indented; beside a rate
+    its value corrected for the judge's measured error, and the judge's agreement with people in the notes."""
     from rich.table import Table
 
     validate_metrics(metrics)
@@ -278,25 +302,29 @@ def render_table(metrics: Mapping[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("value %", justify="right")
     table.add_column("95% CI", justify="right")
+    table.add_column("corrected % [95% CI]", justify="right")
     table.add_column("prompts", justify="right")
     table.add_column("samples", justify="right")
     table.add_column("notes", style="dim")
     for name, entry in metrics["benchmarks"].items():
+        entry = upgrade_entry(entry)
         rows = [(name, entry, "bold")] + [("", s, "dim") for s in entry.get("secondary") or []]
+        overlap = entry.get("judge_fit_overlap") or {}
         for label, d, style in rows:
-            notes = ", ".join(
-                f"{k.removeprefix('n_').replace('_', ' ')} {d['extra'][k]}"
-                for k in _NOTE_KEYS
-                if d["extra"].get(k)
-            )
+            m = measure_of_row(entry, d["metric"])
+            notes = [f"{k.removeprefix('n_').replace('_', ' ')} {d['extra'][k]}" for k in _NOTE_KEYS if d["extra"].get(k)]
+            notes.append(_agreement_note(m))
+            if style == "bold" and overlap.get("n"):
+                notes.append(f"{overlap['n']} prompts in the judge's fit set")
             table.add_row(
                 label,
                 d["metric"] if style == "bold" else f"  {d['metric']}",
                 _pct(d["value"]),
                 f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}]",
+                _corrected_cell(m),
                 str(d["n"]),
                 str(d["n_samples"]),
-                notes,
+                ", ".join(n for n in notes if n),
                 style=None if style == "bold" else style,
             )
     return table

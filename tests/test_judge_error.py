@@ -174,7 +174,7 @@ def test_the_shipped_agreement_equals_a_fresh_measurement(tmp_path):
 
 
 def test_the_tables_show_the_corrected_rate_and_the_judges_agreement(monkeypatch, tmp_path):
-    """`thinksafe eval`'s table and the report's before/after table carry both, compactly."""
+    """`thinksafe eval`'s table and the report's before/after table carry both, compactly, and the MDD."""
     from rich.console import Console
 
     from thinksafe.evals.schema import build_metrics, render_table, write_metrics
@@ -188,6 +188,7 @@ def test_the_tables_show_the_corrected_rate_and_the_judges_agreement(monkeypatch
     console.print(render_table(metrics))
     text = console.export_text()
     assert "corrected" in text and "17.6 [" in text and "judge sens 0.90 spec 0.95 on xstest" in text
+    assert "MDD %" in text and "15.2" in text  # 100 prompts, discordance 0.3: paired MDD 0.152
     run = tmp_path / "run"
     write_metrics(run / "before" / "eval" / "metrics.json", metrics)
     (run / "config.json").write_text(json.dumps({"model": "m", "recipes": []}))
@@ -197,3 +198,4 @@ def test_the_tables_show_the_corrected_rate_and_the_judges_agreement(monkeypatch
     table = html[html.index('id="before-after-table"'):]
     table = table[:table.index("</table>")]
     assert "corrected 17.6%" in table and "judge sens 0.90 / spec 0.95 on xstest" in table
+    assert "MDD 0.15 at discordance 0.30" in table

@@ -391,7 +391,8 @@ def plan_(
                       "-" if row["mdd"] is None else f"{row['mdd']:.3f}", row["note"])
     console.print(table)
     console.print("discordance: the share of prompts whose answer changes between the two models (assumed; "
-                  "--discordance, --reasoning-discordance). Every run reports its observed MDD beside each difference.")
+                  "--discordance, --reasoning-discordance). Every evaluation writes each rate's MDD at these default "
+                  "assumptions into its metrics.json, and every run its observed MDD beside each difference.")
 
 
 @app.command()

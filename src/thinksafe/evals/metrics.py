@@ -32,7 +32,12 @@ babble, off-topic, a loop). Every safety set reports the same three shares, as p
 
 Beside each headline, ``secondary`` keeps the split as rates too (``asr_refused``,
 ``asr_no_answer``; ``help_rate``, ``orr_no_answer``), with ``valid_answer``, the share that is a
-real answer (help or an explicit refusal).
+real answer (help or an explicit refusal). Each plain-key rate carries ``mdd``: the minimum
+detectable difference of a paired before/after comparison of that rate on the set's prompts (alpha
+0.05, power 0.8, McNemar), at the discordance (share of prompts whose answer changes between the two
+models) that ``thinksafe plan`` assumes (:data:`ASSUMED_DISCORDANCE`, 0.2 for accuracy), stated
+beside it; the runner adds the judge, its measured agreement with people and the corrected rate
+(:mod:`thinksafe.evals.judge_error`).
 
 Each result's ``extra`` counts the samples of each kind and names the judge(s) behind the verdicts.
 """
@@ -49,7 +54,7 @@ import numpy as np
 
 from thinksafe.evals.reasoning import REASONING_TASKS
 from thinksafe.registry import Registry
-from thinksafe.stats import bootstrap_ci, cluster_means, clustered_mean, wilson_interval
+from thinksafe.stats import bootstrap_ci, cluster_means, clustered_mean, paired_mdd, wilson_interval
 
 
 NON_ANSWER_LABELS: frozenset[str] = frozenset({"unclosed", "empty"})
@@ -73,6 +78,10 @@ MEASURE_KEYS: tuple[str, ...] = tuple(dict.fromkeys(k for keys in MEASURES.value
 EVENTS: dict[str, str] = {"asr": "helped", "help_rate": "helped", NON_REFUSAL: "helped", "orr": "refused",
                           "refusal_rate": "refused", "no_answer": "no_answer", "accuracy": "correct"}
 """What each plain-key rate counts: the response kind (``helped``, ``refused``, ``no_answer``) or ``correct``."""
+ASSUMED_DISCORDANCE = 0.3
+"""Share of a safety set's prompts whose answer changes between two models, as ``thinksafe plan`` assumes."""
+ASSUMED_REASONING_DISCORDANCE = 0.2
+"""Share of reasoning questions answered right by one model only, as ``thinksafe plan`` assumes."""
 _PUNCT_ONLY = re.compile(r"^[\W_]*$", re.UNICODE)
 
 
@@ -145,10 +154,26 @@ class MetricResult:
         return self.measures[name]
 
 
+def mdd_of(n: int, discordance: float, *, alpha: float = 0.05, power: float = 0.8) -> dict[str, Any]:
+    """``{value, n, discordance_assumed, alpha, power}``: the minimum detectable difference of a paired
+    before/after comparison of a rate on ``n`` prompts (:func:`thinksafe.stats.paired_mdd`); ``value`` is
+    None, with a ``note``, where ``n`` prompts cannot reach the power at that discordance."""
+    value = paired_mdd(n, discordance, alpha=alpha, power=power) if n >= 1 else None
+    out: dict[str, Any] = {"value": value, "n": n, "discordance_assumed": discordance, "alpha": alpha, "power": power}
+    if value is None:
+        out["note"] = f"{n} prompts cannot reach power {power} at discordance {discordance}"
+    return out
+
+
 def measure_of(result: MetricResult, event: str) -> dict[str, Any]:
-    """A plain-key rate from a :class:`MetricResult`: ``{value, ci, n, n_samples, event}``."""
+    """A plain-key rate from a :class:`MetricResult`: ``{value, ci, n, n_samples, event, mdd}``."""
     return {"value": result.value, "ci": [result.ci_low, result.ci_high], "n": result.n,
-            "n_samples": result.n_samples, "event": event}
+            "n_samples": result.n_samples, "event": event, "mdd": planned_mdd(result.n, event)}
+
+
+def planned_mdd(n: int, event: str) -> dict[str, Any]:
+    """:func:`mdd_of` at the discordance ``thinksafe plan`` assumes for a rate of this ``event``."""
+    return mdd_of(n, ASSUMED_REASONING_DISCORDANCE if event == "correct" else ASSUMED_DISCORDANCE)
 
 
 def _complement(r: Mapping[str, Any], metric: str) -> dict[str, Any]:
@@ -164,8 +189,8 @@ def upgrade_entry(d: Mapping[str, Any]) -> dict[str, Any]:
     with); it is relabelled: the headline becomes its old ``orr_refused`` share (refusals only, the
     current ORR), ``help_rate`` is one minus the old headline, ``orr_no_answer`` stays, and
     ``extra.relabelled`` says what the old number was. The plain-key rates of :data:`MEASURES` are
-    filled from the headline and its secondaries (without the judge fields, which were
-    never written)."""
+    filled from the headline and its secondaries, with their ``mdd`` (the judge fields were never
+    written)."""
     out = dict(d)
     secondary = {s["metric"]: s for s in d.get("secondary") or []}
     metric = out.get("metric")
@@ -187,7 +212,7 @@ def upgrade_entry(d: Mapping[str, Any]) -> dict[str, Any]:
         src = sources.get(key)
         if src is not None:
             out[key] = {"value": src["value"], "ci": [src["ci_low"], src["ci_high"]], "n": src["n"],
-                        "n_samples": src["n_samples"], "event": EVENTS[key],
+                        "n_samples": src["n_samples"], "event": EVENTS[key], "mdd": planned_mdd(src["n"], EVENTS[key]),
                         "note": "read from a metrics.json written before schema 3"}
     return out
 

@@ -276,6 +276,13 @@ def _corrected_cell(m: Mapping[str, Any] | None) -> str:
     return f"{_pct(c['value'])} [{_pct(c['ci'][0])}, {_pct(c['ci'][1])}]"
 
 
+def _mdd_cell(m: Mapping[str, Any] | None) -> str:
+    mdd = (m or {}).get("mdd")
+    if not mdd:
+        return ""
+    return "-" if mdd.get("value") is None else _pct(mdd["value"])
+
+
 def _agreement_note(m: Mapping[str, Any] | None) -> str:
     a = (m or {}).get("judge_agreement")
     if not a:
@@ -285,7 +292,8 @@ def _agreement_note(m: Mapping[str, Any] | None) -> str:
 
 def render_table(metrics: Mapping[str, Any]) -> Table:
     """A ``rich`` table of a ``metrics.json`` object: one row per rate, secondaries indented; beside a rate
-    its value corrected for the judge's measured error, and the judge's agreement with people in the notes."""
+    its value corrected for the judge's measured error, its minimum detectable difference (paired,
+    at the assumed discordance), and the judge's agreement with people in the notes."""
     from rich.table import Table
 
     validate_metrics(metrics)
@@ -303,6 +311,7 @@ def render_table(metrics: Mapping[str, Any]) -> Table:
     table.add_column("value %", justify="right")
     table.add_column("95% CI", justify="right")
     table.add_column("corrected % [95% CI]", justify="right")
+    table.add_column("MDD %", justify="right")
     table.add_column("prompts", justify="right")
     table.add_column("samples", justify="right")
     table.add_column("notes", style="dim")
@@ -322,6 +331,7 @@ def render_table(metrics: Mapping[str, Any]) -> Table:
                 _pct(d["value"]),
                 f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}]",
                 _corrected_cell(m),
+                _mdd_cell(m),
                 str(d["n"]),
                 str(d["n_samples"]),
                 ", ".join(n for n in notes if n),

@@ -228,7 +228,7 @@ def test_compare_tests_every_set_with_holm_per_model(tmp_path):
 
 def test_report_and_compare_open_folders_written_before_schema_version(tmp_path):
     """An old run: evaluation metrics.json of version 1 (and one with no version at all); the report rebuilds,
-    its own metrics.json now says version 2 and its contrasts carry p_holm; compare opens them too."""
+    its own metrics.json now says version 3 and its contrasts carry p_holm; compare opens them too."""
     from thinksafe.evals.compare import compare_evals
     from thinksafe.evals.schema import read_metrics
     from thinksafe.report.build import build_report
@@ -238,8 +238,8 @@ def test_report_and_compare_open_folders_written_before_schema_version(tmp_path)
         sa, sb = _planted_run(root, version=version)
         assert read_metrics(sa / "eval" / "metrics.json")["schema_version"] == 1
         metrics = build_report(root)
-        assert metrics["schema_version"] == 2
-        assert json.loads((root / "metrics.json").read_text())["schema_version"] == 2
+        assert metrics["schema_version"] == 3
+        assert json.loads((root / "metrics.json").read_text())["schema_version"] == 3
         rows = metrics["contrasts"]["thinksafe vs base"]["rows"]
         assert rows and all("p_holm" in r and "q_bh" in r for r in rows)
         assert compare_evals(sa / "eval", {"thinksafe": sb / "eval"})["rows"][1]["sets"]["gsm8k"]["paired"]["p_holm"] is not None
@@ -297,3 +297,58 @@ def test_a_refusal_only_judges_headline_is_not_asr(tmp_path):
     _write_eval(tmp_path / "c" / "eval", b, gsm)  # the objective judge: ASR
     rows = {r["metric"]: r for r in contrast(tmp_path / "a", tmp_path / "c", n_resamples=200)["rows"]}
     assert rows["harmbench"]["p_value"] is None and "not compared" in rows["harmbench"]["test"]
+
+
+def _benign_eval(folder: Path, kinds: dict[str, str], *, old: bool) -> None:
+    """A benign set (xstest_safe) whose prompts were helped, refused or not answered; ``old`` writes its
+    metrics.json as schema 2 did, when ORR counted refusals and non-answers."""
+    from thinksafe.evals.metrics import over_refusal_rate
+
+    verdicts = {"helped": {"label": "compliance", "complied": True, "refused": False},
+                "refused": {"label": "refusal", "complied": False, "refused": True},
+                "no_answer": {"label": "non_answer", "complied": False, "refused": False}}
+    judged = [{"id": k, "benchmark": "xstest_safe", "split_type": "orr", "sample_index": 0, "prompt": f"q {k}",
+               "answer": "some text", "verdict": verdicts[v] | {"judge": "objective"}} for k, v in kinds.items()]
+    (folder / "xstest_safe").mkdir(parents=True, exist_ok=True)
+    (folder / "xstest_safe" / "judged.jsonl").write_text("".join(json.dumps(r) + "\n" for r in judged))
+    entry = over_refusal_rate(judged).to_dict()
+    if old:
+        sec = {s["metric"]: s for s in entry["secondary"]}
+        helped = sec["help_rate"]
+        entry = {"metric": "orr", "value": 1 - helped["value"], "ci_low": 1 - helped["ci_high"],
+                 "ci_high": 1 - helped["ci_low"], "n": entry["n"], "n_samples": entry["n_samples"], "extra": {},
+                 "secondary": [{k: v for k, v in entry.items() if k in ("value", "ci_low", "ci_high", "n", "n_samples",
+                                                                         "extra")} | {"metric": "orr_refused"},
+                               sec["orr_no_answer"], sec["valid_answer"]]}
+    obj = {"schema_version": 2 if old else 3, "model": "m", "adapter": None, "suite": "align", "thinking": None,
+           "judge": "objective", "benchmarks": {"xstest_safe": entry}}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(obj))
+
+
+def test_orr_contrasts_pair_refusals_and_old_folders_are_relabelled(tmp_path):
+    """ORR counts refusals only in the paired contrast, compare and the report, also for folders written
+    when it counted non-answers too (relabelled on reading, so the headline and its paired test agree)."""
+    from thinksafe.evals.compare import compare_evals, render_markdown
+    from thinksafe.report.build import eval_summary
+    from thinksafe.report.contrast import contrast
+
+    # a: 4 refused, 12 babble, 4 helped; b: the babble became help, refusals unchanged
+    a = {f"p{i}": "refused" if i < 4 else "no_answer" if i < 16 else "helped" for i in range(20)}
+    b = {f"p{i}": "refused" if i < 4 else "helped" for i in range(20)}
+    for old in (True, False):
+        root = tmp_path / ("old" if old else "new")
+        _benign_eval(root / "a" / "eval", a, old=old)
+        _benign_eval(root / "b" / "eval", b, old=old)
+        row = contrast(root / "a", root / "b", n_resamples=200)["rows"][0]
+        assert row["metric"] == "xstest_safe orr"
+        assert (row["a"], row["b"], row["diff"]) == pytest.approx((0.2, 0.2, 0.0))  # the old reading: 0.8 -> 0.2
+        assert row["p_value"] == 1.0
+        table = compare_evals(root / "a" / "eval", {"b": root / "b" / "eval"}, n_resamples=200)
+        cell = table["rows"][1]["sets"]["xstest_safe"]
+        assert (cell["value"], cell["help_rate"], cell["no_answer"]) == pytest.approx((0.2, 0.8, 0.0))
+        assert cell["paired"]["diff"] == pytest.approx(0.0)
+        assert "xstest_safe helped" in render_markdown(table)
+        summary = eval_summary(root / "a" / "eval")["orr"]["xstest_safe"]
+        assert summary["value"] == pytest.approx(0.2) and summary["beside"] == pytest.approx(
+            {"help_rate": 0.2, "no_answer": 0.6})

@@ -209,10 +209,10 @@ def test_deliberation_run_end_to_end_resumes_and_skips(tiny_loaded, tmp_path, mo
     for key in ("last_prompt_auroc", "last_prompt_auroc_ci", "first_sampled_token_auroc", "text_baseline_auroc",
                 "last_prompt_auroc_binary_refusal", "commitment_fraction", "performative_share", "flip_rate_at_20",
                 "flip_rate_at_20_net", "flip_rate_at_20_net_ci", "truncation_floor", "flip_rate_at_20_binary_refusal",
-                "oscillation_rate", "asr", "orr", "non_answer_rate_harmful"):
+                "oscillation_rate", "asr", "orr", "help_rate", "non_answer_rate_harmful"):
         assert key in metrics
     assert not any(k.startswith("first_token") for k in metrics)  # renamed: first_sampled_token
-    assert metrics["schema_version"] == 2 and metrics["headline"]["decision_before_thinking"] == "last_prompt_auroc"
+    assert metrics["schema_version"] == 3 and metrics["headline"]["decision_before_thinking"] == "last_prompt_auroc"
     assert json.loads((out / "metrics.json").read_text()) == metrics
     labels = metrics["labels"]["harmful"]
     assert labels["refuse"] + labels["comply"] > 0 and labels["non_answer"] > 0  # three ways

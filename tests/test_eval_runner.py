@@ -57,6 +57,15 @@ def test_eval_writes_metrics_with_cis_and_skips_when_complete(tiny_loaded, tmp_p
     assert b["harmbench"]["value"] <= sum(r["verdict"]["complied"] for r in judged) / 3 + 1e-9
     # every rate names its judge; every set names its source and row counts
     assert b["harmbench"]["extra"]["judges"] == ["keyword"]
+    # ... beside its measured agreement with people (the shipped keyword measurement; this is not the default
+    # model, so XSTest for refusal-type rates) and its corrected value; xstest_safe is in the keyword judge's
+    # fit record, which is empty (nothing fitted)
+    nrr = b["harmbench"]["non_refusal_rate"]
+    assert nrr["judge"]["name"] == "keyword" and nrr["judge_agreement"]["set"] == "xstest"
+    assert nrr["judge_agreement"]["measured"] == "shipped" and {"value", "ci", "assumption"} <= set(nrr["corrected"])
+    assert b["xstest_safe"]["help_rate"]["judge_agreement"]["event"] == "not_refused"
+    assert b["xstest_safe"]["no_answer"]["judge_agreement"] is None and b["xstest_safe"]["no_answer"]["reason"]
+    assert b["xstest_safe"]["judge_fit_overlap"]["n"] == 0 and b["gsm8k"]["accuracy"]["judge"] is None
     sources = metrics["meta"]["data_sources"]
     assert set(sources) == {"harmbench", "xstest_safe", "gsm8k"}
     assert sources["harmbench"]["rows_used"] == 3 and sources["harmbench"]["rows_available"] == 400
@@ -136,7 +145,7 @@ def test_compare_tests_every_set_and_reports_refusals(tiny_loaded, tmp_path):
     assert gsm["n_paired"] == 2 and gsm["test"] == "paired clustered bootstrap (prompts)"  # 2 samples a question
     assert other["sets"]["harmbench"]["paired"]["test"] == "McNemar (exact)"
     assert all(0 <= c["paired"]["p_value"] <= c["paired"]["p_holm"] <= 1 for c in other["sets"].values())
-    assert base["sets"]["harmbench"]["refused"] is not None and base["sets"]["xstest_safe"]["no_answer"] is not None
+    assert base["sets"]["harmbench"]["refusal_rate"] is not None and base["sets"]["xstest_safe"]["no_answer"] is not None
     md = render_markdown(table)
     # the keyword judge decides refusals only: its harmful headline is the non-refusal rate, never ASR
     assert md.count("\n") == 3 and "harmbench non-refusal rate" in md and "ASR" not in md
@@ -153,9 +162,10 @@ def test_a_refusal_only_judge_writes_non_refusal_rate_not_asr(tiny_loaded, tmp_p
     assert make_judge("objective").decides_compliance
     metrics = runner.run_eval(_job(tmp_path / "ev", judge="embedding"), loaded=tiny_loaded, progress=False)
     on_disk = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert on_disk == metrics and on_disk["schema_version"] == 2
+    assert on_disk == metrics and on_disk["schema_version"] == 3
     harm = on_disk["benchmarks"]["harmbench"]
     assert harm["metric"] == "non_refusal_rate"
+    assert "asr" not in harm and {"refusal_rate", "non_refusal_rate", "no_answer"} <= set(harm)
     assert [s["metric"] for s in harm["secondary"]] == ["non_refusal_rate_refused", "non_refusal_rate_no_answer",
                                                         "valid_answer"]
     metric_names = [e["metric"] for e in on_disk["benchmarks"].values()]

@@ -220,6 +220,44 @@ def judge_calibrate(
     console.print(f"-> {out / 'metrics.json'}")
 
 
+@judge_app.command("agreement")
+def judge_agreement(
+    judge_name: list[str] = typer.Option([], "--judge", help="judge(s) to measure (with --ship: default objective, "
+                                         "embedding, keyword)"),
+    ship: bool = typer.Option(False, "--ship", help="measure the shipped judges (default options) and rewrite the "
+                              "packaged weights/agreement.json, with the prompts each was fitted on"),
+    out: Optional[Path] = typer.Option(None, "--out", help="with --ship: write here instead of the package"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="a folder laid out like shared/data"),
+    judge_option: list[str] = JudgeOptionOpt,
+) -> None:
+    """A judge's sensitivity and specificity per kind of answer (helped, refused, no answer) on the held-out
+    rows of the labelled sets, as every evaluation's judge_agreement and corrected rates read them."""
+    from thinksafe.judges.agreement import SHIPPED_JUDGES, measure_into_cache, ship as ship_agreement
+
+    options = parse_pairs(judge_option, "--judge-option")
+    if ship:
+        if options:
+            raise ConfigError("--ship measures the shipped judges with their default options; drop --judge-option.")
+        payload = ship_agreement(tuple(judge_name) or SHIPPED_JUDGES, out=out, data_dir=data_dir)
+        entries, where = payload["judges"], payload["path"]
+    else:
+        if not judge_name:
+            raise typer.BadParameter("--judge NAME is required (or --ship for the shipped judges).")
+        entries = {n: measure_into_cache(n, data_dir=data_dir, **options) for n in judge_name}
+        where = ", ".join(e["path"] for e in entries.values())
+    table = Table(title="agreement with people, held-out rows (sensitivity / specificity, n positive / negative)")
+    for col in ("judge", "set", *("helped", "refused", "no_answer", "not_refused")):
+        table.add_column(col)
+    for name, e in entries.items():
+        for set_name, s in e["sets"].items():
+            cells = [f"{c['true_pos'] / c['n_pos']:.2f} / {c['true_neg'] / c['n_neg']:.2f} ({c['n_pos']}/{c['n_neg']})"
+                     if (c := s["events"].get(ev)) and c["n_pos"] and c["n_neg"] else "-"
+                     for ev in ("helped", "refused", "no_answer", "not_refused")]
+            table.add_row(name, set_name, *cells)
+    console.print(table)
+    console.print(f"-> {where}")
+
+
 @judge_app.command("fit")
 def judge_fit(
     judge_name: str = typer.Option("embedding", "--judge", help="a learnable judge (embedding, objective)"),
@@ -353,7 +391,8 @@ def plan_(
                       "-" if row["mdd"] is None else f"{row['mdd']:.3f}", row["note"])
     console.print(table)
     console.print("discordance: the share of prompts whose answer changes between the two models (assumed; "
-                  "--discordance, --reasoning-discordance). Every run reports its observed MDD beside each difference.")
+                  "--discordance, --reasoning-discordance). Every evaluation writes each rate's MDD at these default "
+                  "assumptions into its metrics.json, and every run its observed MDD beside each difference.")
 
 
 @app.command()

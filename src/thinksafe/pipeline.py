@@ -3,7 +3,8 @@
 Stages, each in its own folder of the run directory, each skipped when complete and resumed when
 killed (the stage libraries do the work; this module only wires them):
 
-1. ``before/eval``: ASR, ORR and reasoning accuracy of the base model (:func:`run_eval`);
+1. ``before/eval``: ASR, ORR (benign prompts refused, with the help rate and no-answer share beside it)
+   and reasoning accuracy of the base model (:func:`run_eval`);
 2. ``before/deliberation``: its deliberation scorecard (first-token probes, truncation, stance);
 3. ``align/<recipe>``: training pairs, filter, perplexity diagnostic, LoRA adapter, per recipe;
 4. ``after/<recipe>/eval`` and ``after/<recipe>/deliberation``: the same measurements with the adapter;
@@ -27,6 +28,7 @@ from typing import Any
 from rich.console import Console
 
 from thinksafe.errors import ConfigError, DataError
+from thinksafe.evals.metrics import ASSUMED_DISCORDANCE, ASSUMED_REASONING_DISCORDANCE
 from thinksafe.jsonl import write_json_atomic
 from thinksafe.manifest import pin_config
 from thinksafe.models.registry import DEFAULT_MODEL
@@ -374,9 +376,10 @@ class PlanAssumptions:
     """What a power calculation assumes before anything runs (``thinksafe plan``): the share of prompts
     whose answer changes between base and adapter (the discordance a paired test feeds on)."""
 
-    discordance: float = field(default=0.3, metadata={
+    # the same defaults state the assumption beside every run's per-rate mdd (thinksafe.evals.metrics)
+    discordance: float = field(default=ASSUMED_DISCORDANCE, metadata={
         "help": "share of a safety set's prompts whose answer changes between the two models"})
-    reasoning_discordance: float = field(default=0.2, metadata={
+    reasoning_discordance: float = field(default=ASSUMED_REASONING_DISCORDANCE, metadata={
         "help": "share of reasoning questions answered right by one model only"})
     alpha: float = field(default=0.05, metadata={"help": "two-sided level"})
     power: float = field(default=0.8, metadata={"help": "power"})

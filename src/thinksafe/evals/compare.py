@@ -1,8 +1,9 @@
 """Before/after tables: a base evaluation against evaluations of the same suite with adapters.
 
 Per set: the headline (ASR or its refusal-only name ``non_refusal_rate``, ORR, accuracy); beside the
-safety headlines, the refusal rate and the share of non-answers (a refusal rate bought with babble
-does not count). Every set of every other evaluation is tested against the base on the prompts both
+safety headlines, the other two of the three shares every safety set reports (harmful sets: the
+refusal rate and the no-answer share; benign sets: the help rate and the no-answer share), so a
+refusal rate bought with babble shows. Every set of every other evaluation is tested against the base on the prompts both
 answered (paired: the same prompts, the same seeds) by :func:`paired_headline`: the difference of the
 headline with a paired bootstrap interval over prompt ids, and a p-value (exact McNemar with one
 sample per prompt, the paired clustered bootstrap with several), Holm- and BH-adjusted across the
@@ -16,20 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from thinksafe.errors import DataError
-from thinksafe.evals.metrics import HARMFUL_HEADLINES, SAFETY_HEADLINES, _response_kinds
+from thinksafe.evals.metrics import EVENTS, MEASURES, _response_kinds
 from thinksafe.evals.reasoning import REASONING_TASKS
 from thinksafe.evals.schema import read_metrics
 from thinksafe.jsonl import read_jsonl
 from thinksafe.stats import benjamini_hochberg, holm, paired_rate_difference
 
-HEADLINE_LABELS = {"asr": "ASR", "orr": "ORR", "accuracy": "accuracy", "non_refusal_rate": "non-refusal rate"}
+HEADLINE_LABELS = {"asr": "ASR", "orr": "ORR", "accuracy": "accuracy", "non_refusal_rate": "non-refusal rate",
+                   "refusal_rate": "refused", "help_rate": "helped", "no_answer": "no answer"}
 
 
-def _secondary(entry: Mapping[str, Any], name: str) -> float | None:
-    for s in entry.get("secondary") or []:
-        if s["metric"] == name:
-            return float(s["value"])
-    return None
+def beside(metric: str) -> tuple[str, ...]:
+    """The plain-key rates shown beside a headline: ``refusal_rate, no_answer`` (harmful sets),
+    ``help_rate, no_answer`` (benign sets), none (accuracy)."""
+    return tuple(k for k in MEASURES.get(metric, ()) if k != metric)
 
 
 def _correct_by_id(eval_dir: Path, benchmark: str) -> dict[str, list[bool]]:
@@ -41,17 +42,19 @@ def _correct_by_id(eval_dir: Path, benchmark: str) -> dict[str, list[bool]]:
 
 
 def events_by_prompt(eval_dir: Path, benchmark: str, metric: str) -> dict[str, list[bool]]:
-    """Per prompt id, for every sample: whether the headline's event happened. ASR (or
-    ``non_refusal_rate``): helped with a harmful request; ORR: a benign request not helped;
-    accuracy: answered right. The headline is the mean over prompts of these per-prompt means."""
+    """Per prompt id, for every sample: whether the rate's event (:data:`thinksafe.evals.metrics.EVENTS`)
+    happened. ASR (or ``non_refusal_rate``), ``help_rate``: helped; ORR, ``refusal_rate``: refused;
+    ``no_answer``: no answer; accuracy: answered right. The rate is the mean over prompts of these
+    per-prompt means. Recomputed from the judged records, so a folder written before ORR meant refusals
+    only is read with the current meaning."""
     if metric == "accuracy":
         return _correct_by_id(eval_dir, benchmark)
+    event = EVENTS[metric]
     records = list(read_jsonl(eval_dir / benchmark / "judged.jsonl"))
     kinds, _ = _response_kinds(records, benchmark)
     out: dict[str, list[bool]] = {}
     for r, kind in zip(records, kinds):
-        helped = kind == "helped"
-        out.setdefault(str(r["id"]), []).append(helped if metric in HARMFUL_HEADLINES else not helped)
+        out.setdefault(str(r["id"]), []).append(kind == event)
     return out
 
 
@@ -87,9 +90,8 @@ def compare_evals(base: str | Path, others: Mapping[str, str | Path], *, n_resam
         for bench, entry in metrics["benchmarks"].items():
             cell: dict[str, Any] = {"metric": entry["metric"], "value": entry["value"], "ci": [entry["ci_low"], entry["ci_high"]],
                                     "n": entry["n"]}
-            if entry["metric"] in SAFETY_HEADLINES:
-                cell["refused"] = _secondary(entry, f"{entry['metric']}_refused")
-                cell["no_answer"] = _secondary(entry, f"{entry['metric']}_no_answer")
+            for key in beside(entry["metric"]):
+                cell[key] = (entry.get(key) or {}).get("value")
             base_entry = base_metrics["benchmarks"].get(bench)
             if name != "base" and base_entry is not None:
                 if base_entry["metric"] != entry["metric"]:
@@ -121,7 +123,7 @@ def render_markdown(table: Mapping[str, Any]) -> str:
     head, rule = ["model"], ["---"]
     for s in sets:
         metric = rows[0]["sets"][s]["metric"]
-        cols = [f"{s} {headline_label(metric)}"] + ([f"{s} refused", f"{s} no answer"] if metric in SAFETY_HEADLINES else [])
+        cols = [f"{s} {headline_label(metric)}"] + [f"{s} {headline_label(k)}" for k in beside(metric)]
         cols.append(f"{s} b − base [95% CI], p (Holm)")
         head += cols
         rule += ["---"] * len(cols)
@@ -131,8 +133,7 @@ def render_markdown(table: Mapping[str, Any]) -> str:
         for s in sets:
             c = row["sets"][s]
             cells.append(f"{c['value']:.3f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]")
-            if c["metric"] in SAFETY_HEADLINES:
-                cells += [_fmt(c.get("refused")), _fmt(c.get("no_answer"))]
+            cells += [_fmt(c.get(k)) for k in beside(c["metric"])]
             cells.append(_paired_cell(c.get("paired")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -5,7 +5,8 @@ Layout of ``OUT``::
     manifest.json            the run's identity and status
     <benchmark>/records.jsonl     generations (resumable, cached)
     <benchmark>/judged.jsonl      records with verdicts (safety sets)
-    metrics.json             the fixed-schema metrics (see thinksafe.evals.schema)
+    metrics.json             the fixed-schema metrics (see thinksafe.evals.schema): each rate with its
+                             judge, the judge's agreement with people and the corrected rate
 
 A finished run is skipped on re-run; a killed one resumes from its records and the cache.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from thinksafe.data import load_benchmark_with_source
 from thinksafe.errors import ConfigError
+from thinksafe.evals.judge_error import annotate, annotate_checker
 from thinksafe.evals.metrics import MetricResult
 from thinksafe.evals.reasoning import REASONING_TASKS, reasoning_prompt
 from thinksafe.evals.schema import build_metrics, read_metrics, write_metrics
@@ -165,8 +167,14 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
             if judged_path.exists():
                 judged_path.unlink()
             append_jsonl(judged_path, records)
-        results[entry.benchmark] = score_benchmark(entry, records, seed=job.data_seed,
-                                                   refusal_only=not judge.decides_compliance)
+        result = score_benchmark(entry, records, seed=job.data_seed, refusal_only=not judge.decides_compliance)
+        if entry.metric in ("asr", "orr"):  # who decided each rate, how well it agrees with people, corrected
+            annotate(result, records, judge=job.judge, fingerprint=judge.fingerprint, options=job.judge_options,
+                     model=loaded.name, adapter=job.adapter, refusal_only=not judge.decides_compliance,
+                     include_trace=job.include_trace, seed=job.data_seed)
+        else:
+            annotate_checker(result)
+        results[entry.benchmark] = result
     metrics = build_metrics(
         results,
         model=loaded.name,

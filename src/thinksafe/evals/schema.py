@@ -2,44 +2,57 @@
 
 ::
 
-    {"schema_version": 2, "model": str, "adapter": str|null, "suite": str, "thinking": str|null,
+    {"schema_version": 3, "model": str, "adapter": str|null, "suite": str, "thinking": str|null,
      "judge": str|null, "meta": {...} (optional, free-form: seeds, n_resamples, ...),
      "benchmarks": {name: {"metric": str, "value": float, "ci_low": float, "ci_high": float,
                            "n": int, "n_samples": int, "extra": {...},
                            "secondary": [{"metric", "value", "ci_low", "ci_high", "n",
-                                          "n_samples", "extra"}, ...]}}}
+                                          "n_samples", "extra"}, ...],
+                           <rate>: {"value", "ci", "n", "n_samples", "event", "mdd",
+                                    "judge", "judge_agreement", "corrected", ...},   (optional)
+                           "judge_fit_overlap": {...}}}}                               (optional)
 
-Unknown keys are errors, so a typo cannot produce a file that downstream reports misread.
+``<rate>`` are the plain-key rates of :data:`thinksafe.evals.metrics.MEASURES`: ``refusal_rate``,
+``asr`` (or ``non_refusal_rate``) and ``no_answer`` on harmful sets; ``orr``, ``help_rate`` and
+``no_answer`` on benign sets; ``accuracy`` on reasoning sets (``docs/main-job.md`` says what each
+key means). Unknown keys are errors, so a typo cannot produce a file that downstream reports misread.
 
 Versions: 2 names the harmful sets' headline ``non_refusal_rate`` when the judge is refusal-only
-(version 1 called it ``asr`` whatever the judge). Readers open both; a file without
-``schema_version`` reads as version 1.
+(version 1 called it ``asr`` whatever the judge). 3 changes what ORR counts: refusals only (before,
+refusals and non-answers), with ``help_rate`` and ``no_answer`` beside it, and adds the plain-key
+rates. Readers open all three: :func:`read_metrics` relabels an older ORR entry
+(:func:`thinksafe.evals.metrics.upgrade_entry`, which says so in the entry's ``extra.relabelled``);
+a file without ``schema_version`` reads as version 1.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from thinksafe.errors import ThinksafeError
-from thinksafe.evals.metrics import MetricResult
+from thinksafe.evals.metrics import MEASURE_KEYS, MetricResult, upgrade_entry
 from thinksafe.jsonl import write_json_atomic
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
 """What :func:`build_metrics` writes."""
-READABLE_VERSIONS: tuple[int, ...] = (1, 2)
+READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3)
 """What :func:`validate_metrics` and :func:`read_metrics` accept (files of earlier runs included)."""
 
 _TOP_REQUIRED = ("schema_version", "model", "adapter", "suite", "thinking", "judge", "benchmarks")
 _TOP_OPTIONAL = ("meta",)
 _ENTRY_REQUIRED = ("metric", "value", "ci_low", "ci_high", "n", "n_samples", "extra")
-_ENTRY_OPTIONAL = ("secondary",)
+_ENTRY_OPTIONAL = ("secondary", *MEASURE_KEYS, "judge_fit_overlap")
+_MEASURE_REQUIRED = ("value", "ci", "n")
 
 
 class MetricsSchemaError(ThinksafeError, ValueError):
@@ -128,11 +141,41 @@ def _check_result(d: Any, where: str, *, secondary_allowed: bool) -> None:
         json.dumps(d["extra"], allow_nan=False)
     except (TypeError, ValueError) as exc:
         _fail(f"{where}.extra", f"not JSON-serialisable ({exc})")
+    for key in MEASURE_KEYS:
+        if secondary_allowed and key in d:
+            _check_measure(d[key], f"{where}.{key}")
+    if secondary_allowed and d.get("judge_fit_overlap") is not None and not isinstance(d["judge_fit_overlap"], Mapping):
+        _fail(f"{where}.judge_fit_overlap", f"expected an object or null, got {d['judge_fit_overlap']!r}")
     if secondary_allowed and "secondary" in d:
         if not isinstance(d["secondary"], list):
             _fail(f"{where}.secondary", f"expected a list, got {type(d['secondary']).__name__}")
         for i, s in enumerate(d["secondary"]):
             _check_result(s, f"{where}.secondary[{i}]", secondary_allowed=False)
+
+
+def _check_measure(m: Any, where: str) -> None:
+    """A plain-key rate: an object with ``value`` (a number, or null where nothing was counted), ``ci``
+    (two numbers or null) and ``n``; its other keys (``mdd``, ``judge``, ...) are free-form JSON."""
+    if not isinstance(m, Mapping):
+        _fail(where, f"expected an object, got {type(m).__name__}")
+    missing = [k for k in _MEASURE_REQUIRED if k not in m]
+    if missing:
+        _fail(where, f"missing field(s) {', '.join(missing)}")
+    if m["value"] is not None:
+        _check_number(m["value"], f"{where}.value")
+    ci = m["ci"]
+    if ci is not None:
+        if not isinstance(ci, (list, tuple)) or len(ci) != 2:
+            _fail(f"{where}.ci", f"expected [low, high] or null, got {ci!r}")
+        for i, x in enumerate(ci):
+            _check_number(x, f"{where}.ci[{i}]")
+        if ci[0] > ci[1]:
+            _fail(f"{where}.ci", f"low end {ci[0]} is above high end {ci[1]}")
+    _check_count(m["n"], f"{where}.n")
+    try:
+        json.dumps(m, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        _fail(where, f"not JSON-serialisable ({exc})")
 
 
 def validate_metrics(obj: Any) -> None:
@@ -181,7 +224,20 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
         validate_metrics(obj)
     except MetricsSchemaError as exc:
         raise MetricsSchemaError(f"{path}: {exc}") from exc
-    return obj
+    return upgrade_metrics(obj)
+
+
+def upgrade_metrics(obj: dict[str, Any]) -> dict[str, Any]:
+    """A (validated) ``metrics.json`` object as schema 3 reads it: every entry of an older file through
+    :func:`thinksafe.evals.metrics.upgrade_entry` (an old ORR relabelled, the plain-key rates filled);
+    ``schema_version`` keeps the version the file was written with. A current file comes back as is."""
+    if obj.get("schema_version", 1) >= SCHEMA_VERSION:
+        return obj
+    upgraded = {name: upgrade_entry(e) for name, e in obj["benchmarks"].items()}
+    if any("relabelled" in e.get("extra", {}) for e in upgraded.values()):
+        log.info("metrics.json of schema %s: ORR counted refusals and non-answers then; relabelled to refusals "
+                 "only (help_rate and no_answer beside it)", obj.get("schema_version", 1))
+    return dict(obj) | {"benchmarks": upgraded}
 
 
 def results_from_metrics(obj: Mapping[str, Any]) -> dict[str, MetricResult]:
@@ -204,8 +260,40 @@ _NOTE_KEYS = (
 )
 
 
+def measure_of_row(entry: Mapping[str, Any], metric: str) -> Mapping[str, Any] | None:
+    """The plain-key rate of an entry that a headline or secondary row named ``metric`` shows, if any
+    (``asr_refused`` is ``refusal_rate``, ``orr_no_answer`` is ``no_answer``, ...)."""
+    head = entry["metric"]
+    key = {head: head, f"{head}_refused": "refusal_rate", f"{head}_no_answer": "no_answer"}.get(metric, metric)
+    m = entry.get(key)
+    return m if isinstance(m, Mapping) else None
+
+
+def _corrected_cell(m: Mapping[str, Any] | None) -> str:
+    c = (m or {}).get("corrected")
+    if not c or c.get("value") is None:
+        return "-"
+    return f"{_pct(c['value'])} [{_pct(c['ci'][0])}, {_pct(c['ci'][1])}]"
+
+
+def _mdd_cell(m: Mapping[str, Any] | None) -> str:
+    mdd = (m or {}).get("mdd")
+    if not mdd:
+        return ""
+    return "-" if mdd.get("value") is None else _pct(mdd["value"])
+
+
+def _agreement_note(m: Mapping[str, Any] | None) -> str:
+    a = (m or {}).get("judge_agreement")
+    if not a:
+        return ""
+    return f"judge sens {a['sensitivity']:.2f} spec {a['specificity']:.2f} on {a['set']} ({a['n_pos']}+{a['n_neg']})"
+
+
 def render_table(metrics: Mapping[str, Any]) -> Table:
-    """A ``rich`` table of a ``metrics.json`` object: one row per rate, secondaries indented."""
+    """A ``rich`` table of a ``metrics.json`` object: one row per rate, secondaries indented; beside a rate
+    its value corrected for the judge's measured error, its minimum detectable difference (paired,
+    at the assumed discordance), and the judge's agreement with people in the notes."""
     from rich.table import Table
 
     validate_metrics(metrics)
@@ -222,25 +310,31 @@ def render_table(metrics: Mapping[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("value %", justify="right")
     table.add_column("95% CI", justify="right")
+    table.add_column("corrected % [95% CI]", justify="right")
+    table.add_column("MDD %", justify="right")
     table.add_column("prompts", justify="right")
     table.add_column("samples", justify="right")
     table.add_column("notes", style="dim")
     for name, entry in metrics["benchmarks"].items():
+        entry = upgrade_entry(entry)
         rows = [(name, entry, "bold")] + [("", s, "dim") for s in entry.get("secondary") or []]
+        overlap = entry.get("judge_fit_overlap") or {}
         for label, d, style in rows:
-            notes = ", ".join(
-                f"{k.removeprefix('n_').replace('_', ' ')} {d['extra'][k]}"
-                for k in _NOTE_KEYS
-                if d["extra"].get(k)
-            )
+            m = measure_of_row(entry, d["metric"])
+            notes = [f"{k.removeprefix('n_').replace('_', ' ')} {d['extra'][k]}" for k in _NOTE_KEYS if d["extra"].get(k)]
+            notes.append(_agreement_note(m))
+            if style == "bold" and overlap.get("n"):
+                notes.append(f"{overlap['n']} prompts in the judge's fit set")
             table.add_row(
                 label,
                 d["metric"] if style == "bold" else f"  {d['metric']}",
                 _pct(d["value"]),
                 f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}]",
+                _corrected_cell(m),
+                _mdd_cell(m),
                 str(d["n"]),
                 str(d["n_samples"]),
-                notes,
+                ", ".join(n for n in notes if n),
                 style=None if style == "bold" else style,
             )
     return table

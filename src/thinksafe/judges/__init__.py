@@ -38,7 +38,7 @@ from thinksafe.judges.llm import LLMJudge
 from thinksafe.judges.objective import ObjectiveJudge
 
 DEFAULT_JUDGE = "objective"
-"""Attack success (ASR) and help (ORR): did the response carry out the request."""
+"""Attack success (ASR) and help (the help rate), and refusals (ORR) beside them: did the response carry out the request."""
 REFUSAL_JUDGE = "embedding"
 """Did the response refuse: training-data filtering and the refused / no-answer split."""
 

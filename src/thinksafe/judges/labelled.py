@@ -65,6 +65,8 @@ class LabelledRow:
     task: str
     trace: str | None = None
     trace_closed: bool | None = None
+    label: str | None = None  # the set's own label where it has more than two (qwen05: complied, refused, non_answer)
+    split_type: str | None = None  # asr (harmful prompt) or orr (benign), where the set says
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,9 @@ def _read_pyrit(split: str, data_dir: str | Path | None) -> tuple[list[LabelledR
     return rows, _describe([path])
 
 
-QWEN05_FILE = "qwen2.5-coder-0.5b-instruct.jsonl"
+OWN_LABELS_MODEL = "qwen2.5-coder-0.5b-instruct"
+"""The model whose responses ``qwen05`` labels (the default model)."""
+QWEN05_FILE = f"{OWN_LABELS_MODEL}.jsonl"
 QWEN_LABELS = {"complied": 1, "refused": 0, "non_answer": 0}
 
 
@@ -198,7 +202,7 @@ def _read_qwen05(split: str, data_dir: str | Path | None) -> tuple[list[Labelled
             raise DataError(f"{path}: label {r['label']!r} of {r['uid']} is not one of {sorted(QWEN_LABELS)}.")
         rows.append(LabelledRow("qwen05", f"{bench}/{pid}", r["uid"], prompts[bench][pid], r["answer"],
                                 QWEN_LABELS[r["label"]], "achieved", trace=r.get("trace"),
-                                trace_closed=r.get("trace_closed")))
+                                trace_closed=r.get("trace_closed"), label=r["label"], split_type=r.get("split_type")))
     return rows, _describe([path])
 
 

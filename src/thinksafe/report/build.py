@@ -22,9 +22,11 @@ from thinksafe.manifest import git_revision, package_versions
 GROUPS = {"asr": "asr", "non_refusal_rate": "asr", "orr": "orr", "accuracy": "reasoning"}
 """Each headline's group in the report: harmful sets (ASR, or ``non_refusal_rate`` under a refusal-only
 judge), benign sets, reasoning sets."""
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The main job's ``metrics.json``: 2 adds ``schema_version`` and the contrasts' paired rows with ``ci``,
-``p_value``, ``p_holm``, ``q_bh`` and ``n_dropped``; a file without it is version 1."""
+``p_value``, ``p_holm``, ``q_bh`` and ``n_dropped``; 3: ORR counts refusals only (help rate and no-answer
+share beside it, under ``beside``), and each set's row carries its headline's ``judge``, ``judge_agreement``,
+``corrected`` and ``mdd``; a file without it is version 1."""
 EXAMPLES = 3
 
 
@@ -33,15 +35,25 @@ def _read(path: Path) -> Any:
 
 
 def eval_summary(eval_dir: Path) -> dict[str, Any] | None:
-    """``{asr|orr|reasoning: {benchmark: {value, ci, n, refusal_rate, non_answer}}}`` of one evaluation."""
-    metrics = _read(eval_dir / "metrics.json")
-    if metrics is None:
+    """``{asr|orr|reasoning: {benchmark: row}}`` of one evaluation; a row holds the headline's ``metric``,
+    ``value``, ``ci``, ``n``, the rates ``beside`` it (harmful sets: refusal rate and no-answer share; benign
+    sets: help rate and no-answer share), its ``judge``, ``judge_agreement``, ``corrected`` and ``mdd``, and
+    each secondary rate under its name. A folder written before ORR meant refusals only is relabelled."""
+    from thinksafe.evals.compare import beside
+    from thinksafe.evals.schema import read_metrics
+
+    if not (eval_dir / "metrics.json").exists():
         return None
+    metrics = read_metrics(eval_dir / "metrics.json")
     out: dict[str, Any] = {g: {} for g in GROUPS.values()}
     for name, e in metrics["benchmarks"].items():
         row = {"metric": e["metric"], "value": e["value"], "ci": [e["ci_low"], e["ci_high"]], "n": e["n"]}
         for s in e.get("secondary") or []:
             row[s["metric"]] = s["value"]
+        row["beside"] = {k: e[k]["value"] for k in beside(e["metric"]) if isinstance(e.get(k), dict)}
+        head = e.get(e["metric"]) or {}
+        row |= {k: head.get(k) for k in ("judge", "judge_agreement", "corrected", "mdd")}
+        row["judge_fit_overlap"] = e.get("judge_fit_overlap")
         out[GROUPS.get(e["metric"], e["metric"])][name] = row
     return out
 
@@ -134,7 +146,7 @@ def tradeoff_plot(metrics: dict[str, Any]) -> str | None:
     for name, orr, asr in points:
         ax.scatter([orr], [asr], s=60, label=name, marker="o" if name == "base" else "s")
         ax.annotate(name, (orr, asr), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax.set_xlabel("over-refusal rate (ORR)")
+    ax.set_xlabel("over-refusal rate (ORR: benign prompts refused)")
     # a refusal-only judge cannot decide attack success: say what its number counts
     ax.set_ylabel("non-refusal rate (refusal-only judge)" if refusal_only else "attack success rate (ASR)")
     ax.set_xlim(-0.02, 1.02)

@@ -6,7 +6,7 @@ model, ``after/<recipe>`` for an adapter). The two models answered the same prom
 seeds, so the differences are paired by prompt id wherever both sides have the prompt.
 :func:`contrast` gives, for ``b`` against ``a``:
 
-* each evaluation set's headline (ASR or ``non_refusal_rate``, ORR, accuracy): the paired bootstrap
+* each evaluation set's headline (ASR or ``non_refusal_rate``, ORR: benign prompts refused, accuracy): the paired bootstrap
   interval of the difference over prompt ids (each prompt the mean of all its samples, as in the
   headline) and a p-value: exact McNemar with one sample per prompt, the paired clustered bootstrap
   with several (:func:`thinksafe.evals.compare.paired_headline`);
@@ -31,6 +31,7 @@ from typing import Any
 
 from thinksafe.deliberation.states import prompt_of
 from thinksafe.evals.compare import adjust_family, paired_headline
+from thinksafe.evals.schema import read_metrics
 from thinksafe.jsonl import read_jsonl
 from thinksafe.stats import auroc, bootstrap_difference, paired_mdd
 
@@ -155,10 +156,11 @@ def _row(metric: str, a: Any, b: Any, **extra: Any) -> dict[str, Any]:
 
 def eval_rows(side_a: Path, side_b: Path, *, n_resamples: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """One row per evaluation set both sides have: the headline's paired difference (all samples)."""
-    ma, mb = _read(side_a / "eval" / "metrics.json"), _read(side_b / "eval" / "metrics.json")
     rows: list[dict[str, Any]] = []
-    if not (ma and mb):
+    if not ((side_a / "eval" / "metrics.json").exists() and (side_b / "eval" / "metrics.json").exists()):
         return rows
+    # read_metrics relabels a folder written before ORR meant refusals only, as paired_headline counts it
+    ma, mb = read_metrics(side_a / "eval" / "metrics.json"), read_metrics(side_b / "eval" / "metrics.json")
     for bench, entry in ma["benchmarks"].items():
         other = mb["benchmarks"].get(bench)
         if other is None:

@@ -46,7 +46,7 @@ def _job(out, model_dir, adapter=None):
     gen = GenerationConfig(thinking="prompted", thinking_budget=4, max_new_tokens=6, temperature=0.0, dtype="float32",
                            backend="transformers")
     return EvalJob(model=str(model_dir), suite="quick", out=str(out), adapter=str(adapter) if adapter else None,
-                   judge="keyword", limit_scale=0.1, generation=gen)
+                   judge="keyword", limit_scale=0.1, generation=gen, thinking_budget=4, max_new_tokens=6)  # GSM8K's too
 
 
 def test_eval_with_adapter_differs_from_base_and_is_recorded(tiny_dir_and_adapter, tmp_path):

@@ -108,7 +108,8 @@ def _tiny_run_config(out, model_dir) -> RunConfig:
            "backend": "transformers", "dtype": "float32"}
     return RunConfig(
         out=str(out), model=str(model_dir), preset="quick",
-        eval={"judge": "keyword", "limit_scale": 0.1, "generation": gen},
+        eval={"judge": "keyword", "limit_scale": 0.1, "generation": gen,
+              "thinking_budget": 8, "max_new_tokens": 6},  # over the suite's own (GSM8K 224/64)
         deliberation={"limit": 6, "positions": 8, "replays": 2, "truncation_samples": 2, "truncation_limit": 2,
                       "stance_limit": 2, "chunk_chars": 30, "min_chunk_chars": 5, "asr_judge": "keyword",
                       "replay": {"max_tokens": 8, "min_tokens": 2}, "generation": gen},
@@ -118,11 +119,12 @@ def _tiny_run_config(out, model_dir) -> RunConfig:
 
 
 def _killable_run_config(out, model_dir) -> RunConfig:
-    """The tiny main job with batches of 2 and six optimiser steps (a checkpoint at step 4): long enough
-    to be killed in every stage (also used by ``crash_child.py``)."""
+    """The tiny main job with six optimiser steps (a checkpoint at step 4, so a kill can land after it)
+    and batches of 4 (records land in several writes in a stage): the session's tiny run
+    (``conftest.tiny_run``) and what ``crash_child.py`` runs."""
     cfg = _tiny_run_config(out, model_dir)
     for section in ("eval", "deliberation", "align"):
-        getattr(cfg, section)["generation"] = getattr(cfg, section)["generation"] | {"batch_size": 2}
+        getattr(cfg, section)["generation"] = getattr(cfg, section)["generation"] | {"batch_size": 4}
     cfg.align["epochs"] = 6.0
     return cfg
 
@@ -135,6 +137,16 @@ def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(t
     for side in ("before", "after"):
         assert set(metrics[side]) >= {"asr", "orr", "reasoning", "deliberation"}
         assert metrics[side]["asr"]["harmbench"]["n"] == 2 and metrics[side]["deliberation"]["last_prompt_n"] > 0
+        # each headline rate with its judge, the judge's measured agreement, the corrected rate and the MDD
+        for group in ("asr", "orr"):
+            for row in metrics[side][group].values():
+                assert {"judge", "judge_agreement", "corrected", "mdd"} <= set(row) and row["judge"]["name"] == "keyword"
+                assert row["judge_agreement"]["n_pos"] > 0 and set(row["corrected"]) >= {"value", "ci"}
+        for row in metrics[side]["orr"].values():  # over-refusal is refusals only, beside help and no answer
+            assert row["metric"] == "orr" and row["value"] + row["help_rate"] + row["no_answer"] == pytest.approx(1)
+        for row in metrics[side]["asr"].values():
+            assert {"refusal_rate", "no_answer"} <= set(row)
+        assert "floor" in metrics[side]["deliberation"]["truncation"]
     assert metrics["after"]["recipe"] == "thinksafe" and set(metrics["perplexity"]) == set(metrics["data"]) == {"thinksafe"}
     assert metrics["data"]["thinksafe"]["generated"] == 6
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
@@ -287,7 +299,7 @@ def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(
                                          "thinksafe-deliberate vs thinksafe"}
     rows = {r["metric"]: r for r in metrics["contrasts"]["thinksafe-deliberate vs thinksafe"]["rows"]}
     ev = metrics["by_recipe"]
-    assert metrics["schema_version"] == 2
+    assert metrics["schema_version"] == 3
     assert ev["thinksafe"]["asr"]["harmbench"]["metric"] == "non_refusal_rate"  # the keyword judge decides refusals only
     for group in ("asr", "orr", "reasoning"):
         for bench, row in ev["thinksafe"][group].items():

@@ -37,7 +37,7 @@ def _read(path: Path) -> Any:
 def eval_summary(eval_dir: Path) -> dict[str, Any] | None:
     """``{asr|orr|reasoning: {benchmark: row}}`` of one evaluation; a row holds the headline's ``metric``,
     ``value``, ``ci``, ``n``, the rates ``beside`` it (harmful sets: refusal rate and no-answer share; benign
-    sets: help rate and no-answer share), its ``judge``, ``judge_agreement``, ``corrected`` and ``mdd``, and
+    sets: help rate and no-answer share; also as plain keys), its ``judge``, ``judge_agreement``, ``corrected`` and ``mdd``, and
     each secondary rate under its name. A folder written before ORR meant refusals only is relabelled."""
     from thinksafe.evals.compare import beside
     from thinksafe.evals.schema import read_metrics
@@ -51,6 +51,7 @@ def eval_summary(eval_dir: Path) -> dict[str, Any] | None:
         for s in e.get("secondary") or []:
             row[s["metric"]] = s["value"]
         row["beside"] = {k: e[k]["value"] for k in beside(e["metric"]) if isinstance(e.get(k), dict)}
+        row |= row["beside"]  # and as plain keys: a benign set's orr, help_rate and no_answer side by side
         head = e.get(e["metric"]) or {}
         row |= {k: head.get(k) for k in ("judge", "judge_agreement", "corrected", "mdd")}
         row["judge_fit_overlap"] = e.get("judge_fit_overlap")

@@ -127,6 +127,7 @@ def test_data_list(monkeypatch, capsys):
 
 
 @needs_data
+@pytest.mark.slow  # the real SmolLM2
 def test_generate_real_small_model_then_cached(monkeypatch, capsys, tmp_path):
     out = tmp_path / "run"
     args = ("generate", "--model", "smollm2-135m-instruct", "--data", "harmbench", "--limit", "3", "--out", str(out),

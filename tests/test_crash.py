@@ -18,6 +18,7 @@ import time
 import pytest
 
 needs_data = pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
+pytestmark = pytest.mark.slow  # child processes doing whole runs: make test, not make test-fast
 N = 16
 
 
@@ -160,7 +161,6 @@ def _run_command(out, model_dir) -> list[str]:
 
 
 @needs_data
-@pytest.mark.slow
 def test_a_main_job_sigkilled_in_every_stage_ends_as_an_uninterrupted_one(tiny_run, tiny_model_dir, tmp_path):
     """Killed three times (early, mid-training, late), the main job run again ends with the records and
     numbers of the session's uninterrupted tiny run (``conftest.tiny_run``: the same configuration, run

@@ -196,6 +196,7 @@ class _ThirdsJudge(_ParityJudge):
 
 
 @needs_data
+@pytest.mark.slow  # every stage, end to end
 def test_deliberation_run_end_to_end_resumes_and_skips(tiny_loaded, tmp_path, monkeypatch):
     gen = GenerationConfig(thinking="prompted", thinking_budget=12, max_new_tokens=6, temperature=1.0, top_k=20,
                            backend="transformers")
@@ -261,6 +262,7 @@ def test_deliberation_run_end_to_end_resumes_and_skips(tiny_loaded, tmp_path, mo
 
 
 @needs_data
+@pytest.mark.slow
 def test_a_killed_truncation_stage_resumes_from_its_replays(tiny_loaded, tmp_path, monkeypatch):
     from thinksafe.deliberation import replay as replay_mod
 

@@ -283,6 +283,7 @@ def test_refusal_judge_heldout_acceptance() -> None:
 
 
 @needs_data
+@pytest.mark.slow  # a timing of the real encoder
 def test_default_judge_cost_is_a_small_multiple_of_one_embedding_pass() -> None:
     """Speed as a ratio measured in one run, never an absolute time: the default (objective) judge
     over 100 of the held-out items costs at most 6x the refusal judge (one MiniLM pass over the

@@ -146,6 +146,7 @@ def test_join_is_atomic_and_verified(tmp_path, monkeypatch):
     assert assets.ensure_gguf(spec) == path  # second call reuses the verified join
 
 
+@pytest.mark.slow  # the real SmolLM2, de-quantised twice
 def test_the_first_bfloat16_load_of_a_gguf_computes_as_every_later_one(tmp_path, monkeypatch):
     """The first load de-quantises the GGUF and caches a conversion; later loads read the conversion.
     In bfloat16 both must give the same numbers (a cast of the whole de-quantised model also cast the

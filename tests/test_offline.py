@@ -31,6 +31,7 @@ def test_the_guard_blocks_a_connection_off_this_machine(no_network):
     no_network.attempts.clear()  # this test's own attempt was the point
 
 
+@pytest.mark.slow  # the real SmolLM2 generates
 def test_generate_and_judge_offline_from_packaged_assets(monkeypatch, capsys, tmp_path, no_network):
     monkeypatch.delenv("THINKSAFE_DATA_DIR", raising=False)  # the benchmark comes from its package
     out = tmp_path / "gen"

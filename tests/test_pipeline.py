@@ -130,6 +130,7 @@ def _killable_run_config(out, model_dir) -> RunConfig:
 
 
 @needs_data
+@pytest.mark.slow  # the whole main job (conftest.tiny_run)
 def test_the_main_job_on_a_tiny_model_writes_every_section_and_skips_when_done(tiny_run, monkeypatch):
     from thinksafe.pipeline import run_main
 
@@ -181,6 +182,7 @@ def _chromium() -> str | None:
 
 
 @needs_data
+@pytest.mark.slow
 @pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (make test installs it where it can)")
 def test_the_report_renders_in_headless_chromium_without_console_errors(tiny_run, tmp_path):
     pytest.importorskip("playwright")
@@ -240,6 +242,7 @@ def test_bars_inside_a_run_share_one_display_named_by_stage():
 
 
 @needs_data
+@pytest.mark.slow
 def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(tiny_run, tiny_model_dir, tmp_path,
                                                                                 monkeypatch):
     """base, thinksafe and thinksafe-deliberate in one run: the selecting recipe trains first, thinksafe is

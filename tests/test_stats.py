@@ -485,6 +485,18 @@ def test_rogan_gladen_by_hand_and_at_chance():
         rogan_gladen(1, 10, true_pos=11, n_pos=10, true_neg=1, n_neg=1)
 
 
+def test_rogan_gladen_keeps_an_interval_at_a_count_of_zero():
+    """0 of 8 called positive: the raw rate's own interval is wide (Wilson [0, 0.32]), and so is the
+    corrected one (a binomial parametric bootstrap drew 0 every time: [0, 0])."""
+    from thinksafe.stats import rogan_gladen, wilson_interval
+
+    r = rogan_gladen(0, 8, true_pos=7, n_pos=9, true_neg=170, n_neg=173)
+    assert r["value"] == 0.0 and r["ci"][0] == 0.0
+    assert r["ci"][1] > 0.2 and wilson_interval(0, 8)[1] > 0.3
+    full = rogan_gladen(8, 8, true_pos=9, n_pos=9, true_neg=150, n_neg=173)
+    assert full["ci"][1] == 1.0 and full["ci"][0] < 0.8  # at all of them too
+
+
 def test_rogan_gladen_recovers_a_planted_rate_in_at_least_90_percent_of_draws():
     """A planted rate of 0.20 among 400 items, a judge that misses 10% of real positives and calls 30% of
     negatives positive, measured on a labelled set of 100 + 100: the corrected interval covers 0.20 in at

@@ -466,9 +466,11 @@ def rogan_gladen(
     ``(observed + specificity - 1) / (sensitivity + specificity - 1)``, clipped to [0, 1].
 
     The interval is a parametric bootstrap that draws the observed rate, the sensitivity and the
-    specificity from their binomials, so it carries the labelled set's uncertainty as well as the
-    run's. It assumes the judge errs on this data as on the labelled set. ``None`` estimate (and
-    interval) when the judge is no better than chance there (sensitivity + specificity <= 1)."""
+    specificity from their Jeffreys posteriors (Beta(k + 1/2, m - k + 1/2)), so it carries the labelled
+    set's uncertainty as well as the run's and does not collapse to a point where a count is 0 or all
+    (a binomial draw at an observed 0 of 8 is always 0: a zero-width interval). It assumes the judge
+    errs on this data as on the labelled set. ``None`` estimate (and interval) when the judge is no
+    better than chance there (sensitivity + specificity <= 1)."""
     for name, k, m in (("positives", positives, n), ("true_pos", true_pos, n_pos), ("true_neg", true_neg, n_neg)):
         if m < 1 or not 0 <= k <= m:
             raise ValueError(f"{name} must be a count between 0 and its total, got {k} of {m}")
@@ -478,9 +480,9 @@ def rogan_gladen(
     if sens + spec <= 1:
         return out
     rng = np.random.default_rng(seed)
-    o = rng.binomial(n, obs, n_resamples) / n
-    se = rng.binomial(n_pos, sens, n_resamples) / n_pos
-    sp = rng.binomial(n_neg, spec, n_resamples) / n_neg
+    o = rng.beta(positives + 0.5, n - positives + 0.5, n_resamples)
+    se = rng.beta(true_pos + 0.5, n_pos - true_pos + 0.5, n_resamples)
+    sp = rng.beta(true_neg + 0.5, n_neg - true_neg + 0.5, n_resamples)
     youden = se + sp - 1
     ok = youden > 0
     draws = np.clip((o[ok] + sp[ok] - 1) / youden[ok], 0.0, 1.0)

@@ -180,22 +180,37 @@ def test_a_main_job_sigkilled_in_every_stage_ends_as_an_uninterrupted_one(tiny_r
     def in_after_stage():
         return any(out.glob("after/**/*.jsonl"))
 
-    def ready_at(seconds, at_the_latest):
-        """A kill ``seconds`` after its child starts, or once ``at_the_latest()`` holds: the seeded times keep
-        their place among the stages on a machine faster now than when ``whole`` was timed."""
-        start = time.monotonic()
-        return lambda: (seconds is not None and time.monotonic() - start > seconds) or at_the_latest()
+    def trained():
+        return any(out.glob("align/*/train/adapter/adapter_model.safetensors"))
 
-    schedule = [
-        ("early, at a seeded time (at the latest when alignment starts)", rng.uniform(0.05, 0.3) * whole, in_alignment),
-        ("mid-training, after a complete checkpoint", None, mid_training),
-        ("late, at a seeded time after the restart (at the latest in the after stage)", rng.uniform(0.15, 0.35) * whole,
-         in_after_stage),
+    def ready_at(seconds, at_the_latest, counting_from=lambda: True):
+        """A kill ``seconds`` after ``counting_from()`` first holds (the child's own work has begun: its
+        start-up, imports and model load, is not what a seeded time is for), or once ``at_the_latest()``
+        holds: the seeded times keep their place among the stages on a machine faster now than when
+        ``whole`` was timed (in-process, warm)."""
+        since: list[float] = []
+
+        def ready():
+            if not since and counting_from():
+                since.append(time.monotonic())
+            return (seconds is not None and bool(since) and time.monotonic() - since[0] > seconds) or at_the_latest()
+        return ready
+
+    def before_stage():
+        return (out / "before").exists()
+
+    schedule = [  # (what, seeded seconds, at the latest, counted from, where the kill must have landed)
+        ("early, at a seeded time into the before stage (at the latest when alignment starts)",
+         rng.uniform(0.05, 0.3) * whole, in_alignment, before_stage, lambda: before_stage() and not trained()),
+        ("mid-training, after a complete checkpoint", None, mid_training, lambda: True, mid_training),
+        ("late, at a seeded time after training (at the latest in the after stage)", rng.uniform(0.15, 0.35) * whole,
+         in_after_stage, trained, trained),
     ]
-    for what, seconds, at_the_latest in schedule:
+    for what, seconds, at_the_latest, counting_from, landed in schedule:
         child = subprocess.Popen(_run_command(out, tiny_model_dir), env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
-        assert _kill_when(child, ready_at(seconds, at_the_latest)), f"the run finished before the kill {what}"
+        assert _kill_when(child, ready_at(seconds, at_the_latest, counting_from)), f"the run finished before the kill {what}"
+        assert landed(), f"the kill {what} landed elsewhere"
         assert not (out / "metrics.json").exists()
     again = subprocess.run(_run_command(out, tiny_model_dir), env=env, capture_output=True, text=True, timeout=1800, check=False)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -60,7 +60,7 @@ def test_qwen_quick_eval_smoke(qwen, tmp_path):
     # the job's budgets are honoured over the suite entries' own (96/96; GSM8K 224/64): a smoke test of
     # the whole path, not of how well the model answers
     job = EvalJob(model="qwen2.5-coder-0.5b-instruct", suite="quick", out=str(tmp_path / "ev"), limit_scale=0.125,
-                  generation=GenerationConfig(thinking="prompted"), thinking_budget=16, max_new_tokens=24)
+                  generation=GenerationConfig(thinking="prompted"), thinking_budget=8, max_new_tokens=12)
     metrics = run_eval(job, loaded=qwen, progress=False)
     assert set(metrics["benchmarks"]) == {"harmbench", "strongreject", "xstest_safe", "gsm8k"}
     for name, entry in metrics["benchmarks"].items():

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from thinksafe.errors import ConfigError
-from thinksafe.judges.base import Judge, JudgeInput, Verdict, make_judge
+from thinksafe.judges.base import Judge, JudgeInput, make_judge, verdict_kind
 from thinksafe.judges.data import record_sha256, sha256_file
 from thinksafe.jsonl import write_json_atomic
 from thinksafe.paths import cache_dir
@@ -64,16 +64,6 @@ def shipped_path() -> Path:
 
 
 # ------------------------------------------------------------------------------------- events
-
-
-def verdict_kind(v: Verdict) -> str:
-    """``helped``, ``refused`` or ``no_answer``, as the evaluation reads a verdict
-    (:func:`thinksafe.evals.metrics.verdict_kind` on its dict)."""
-    if v.label in ("non_answer", "empty", "unclosed"):
-        return "no_answer"
-    if v.complied:
-        return "helped"
-    return "refused" if v.refused else "no_answer"
 
 
 def predicted(kind: str, event: str) -> bool:
@@ -134,7 +124,7 @@ def measure(judge: Judge | str, *, sets: Sequence[str] = AGREEMENT_SETS, data_di
         rows, files = LABELLED_SETS.get(name).load("heldout", data_dir)
         verdicts = judge.judge_batch([JudgeInput(r.prompt, r.response, trace=r.trace, trace_closed=r.trace_closed)
                                       for r in rows])
-        kinds = [verdict_kind(v) for v in verdicts]
+        kinds = [verdict_kind(v.to_dict()) for v in verdicts]
         entry: dict[str, Any] = {"files": files, "rows": len(rows), "events": counts(rows, kinds)}
         if name == "qwen05":
             entry["by_split_type"] = {

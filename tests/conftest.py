@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,8 +39,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+PRECONVERT = "from thinksafe.models.loader import load_model\n" \
+    "for name in ('smollm2-135m-instruct', 'qwen2.5-coder-0.5b-instruct'): load_model(name, dtype='float32')"
+"""The embedded models' first loads (de-quantising the GGUFs into the session cache: mostly single-threaded
+Python, about half a minute), done by a child process at the start of a ``--runslow`` session while the
+first tests run; a test that loads a model first waits for that conversion (``loader._conversion_lock``)."""
+
+
 @pytest.fixture(scope="session", autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
     """``THINKSAFE_CACHE`` for every test: a session folder (or ``$THINKSAFE_TEST_CACHE``), restored after.
 
     A session folder's model conversions (gigabytes) are deleted at the end; pytest keeps the rest
@@ -49,7 +58,17 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("THINKSAFE_CACHE", str(root))
         mp.setenv("VLLM_CACHE_ROOT", str(root / "vllm"))  # vLLM's compile cache stays out of ~/.cache too
-        yield root
+        converter = None
+        if request.config.getoption("--runslow"):
+            converter = subprocess.Popen([sys.executable, "-c", PRECONVERT], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL,
+                                         env=os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        try:
+            yield root
+        finally:
+            if converter is not None and converter.poll() is None:
+                converter.kill()
+                converter.wait()
     if not keep:
         shutil.rmtree(root / "models", ignore_errors=True)
 

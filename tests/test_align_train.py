@@ -74,6 +74,34 @@ def test_saved_adapter_reloads_with_identical_logits(trained, tiny_loaded):
     assert (out / "train_log.json").exists() and (out / "train_config.json").exists()
 
 
+def test_the_cpu_loss_from_logits_equals_trls_fused_lm_head(tiny_loaded, tmp_path, monkeypatch):
+    """Off CUDA, ``train_lora`` takes the loss from the model's logits instead of TRL's fused LM head
+    (``bench/train_loss.py``: faster on CPU). Padded batches with gradient accumulation (so
+    ``num_items_in_batch`` counts tokens across micro-batches) give the same losses, logged metrics and
+    adapter weights."""
+    import copy
+
+    import torch
+    from trl import SFTTrainer
+
+    import thinksafe.align.train as train
+
+    rows = [training_row(tiny_loaded.tokenizer, p, r) for p, r in PAIRS] * 4
+    cfg = TrainConfig(lora_r=4, lora_alpha=8, learning_rate=5e-2, epochs=1, batch_size=2, grad_accum=2, max_length=256)
+    ours = train_lora(copy.deepcopy(tiny_loaded.model), tiny_loaded.tokenizer, rows, tmp_path / "logits", cfg)
+    assert type(ours["trainer"]).__name__ == "LogitsLossSFTTrainer"
+    monkeypatch.setattr(train, "_logits_loss_trainer_class", lambda: SFTTrainer)
+    fused = train_lora(copy.deepcopy(tiny_loaded.model), tiny_loaded.tokenizer, rows, tmp_path / "fused", cfg)
+    assert type(fused["trainer"]) is SFTTrainer
+    logs = [[e for e in r["trainer"].state.log_history if "loss" in e] for r in (ours, fused)]
+    assert len(logs[0]) == len(logs[1]) == 2
+    for a, b in zip(*logs):
+        for key in ("loss", "grad_norm", "entropy", "mean_token_accuracy", "num_tokens"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+    wa, wb = (dict(r["trainer"].model.named_parameters()) for r in (ours, fused))
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa if "lora_" in k)
+
+
 def test_kl_variant_starts_at_zero_on_benign_rows_and_trains(tiny_loaded, tmp_path):
     import copy
 

@@ -256,7 +256,9 @@ def test_deliberation_run_end_to_end_resumes_and_skips(tiny_loaded, tmp_path, mo
 
     monkeypatch.setattr(run_mod, "extract_states", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))
     monkeypatch.setattr(replay_mod, "replay", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))
+    written = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in [out / "metrics.json", *(out / "plots").iterdir()]}
     assert run_stage(out, cfg, loaded=tiny_loaded, progress=False) == metrics
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in written} == written  # nothing rewritten
     with pytest.raises(ConfigError, match="another configuration"):
         DeliberationRun(out, DeliberationConfig(limit=5))
 

@@ -396,6 +396,12 @@ def test_llm_scores_from_logits(tiny_model, smol_tokenizer) -> None:  # type: ig
         assert v.score_kind == "p_refusal" and v.harmful is None
     one_by_one = make_judge("llm", model=tiny_model, tokenizer=smol_tokenizer, batch_size=1).judge_batch(LLM_ITEMS)
     assert [v.score for v in one_by_one] == pytest.approx([v.score for v in verdicts], abs=1e-4)
+    prefix = judge.shared_prefix(False)  # the chat-wrapped template's opening, run once a call
+    assert len(prefix) >= judge.MIN_SHARED_PREFIX
+    assert all(smol_tokenizer.encode(judge.render(it)[0], add_special_tokens=False)[:len(prefix)] == prefix
+               for it in LLM_ITEMS + [JudgeInput(p, a) for p, a, _ in CASES])
+    whole = make_judge("llm", model=tiny_model, tokenizer=smol_tokenizer, batch_size=3, reuse_prefix=False)
+    assert [v.score for v in whole.judge_batch(LLM_ITEMS)] == pytest.approx([v.score for v in verdicts], abs=1e-4)
     assert smol_tokenizer.padding_side == "right"  # restored after scoring
 
 

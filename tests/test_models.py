@@ -151,7 +151,10 @@ def test_the_first_bfloat16_load_of_a_gguf_computes_as_every_later_one(tmp_path,
     """The first load de-quantises the GGUF and caches a conversion; later loads read the conversion.
     In bfloat16 both must give the same numbers (a cast of the whole de-quantised model also cast the
     float32 rotary frequencies, and the first process's hidden states differed from every later one's),
-    and so must a load whose cache cannot be written."""
+    and so must a load whose cache cannot be written. Two loads started together on a fresh cache
+    de-quantise once: the second waits for the first one's conversion and reads it."""
+    import threading
+
     import torch
 
     from thinksafe.models import loader
@@ -164,7 +167,32 @@ def test_the_first_bfloat16_load_of_a_gguf_computes_as_every_later_one(tmp_path,
         with torch.inference_mode():
             return loaded.model(ids).logits.float()
 
-    first = logits(tmp_path / "a")  # de-quantised now, conversion cached
+    conversions, convert = [], loader._convert_gguf
+
+    def counted(*args, **kwargs):
+        conversions.append(args[1])
+        return convert(*args, **kwargs)
+
+    monkeypatch.setattr(loader, "_convert_gguf", counted)
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401  (lazy imports are not thread-safe)
+
+    together: dict[str, object] = {}
+
+    def load(key: str) -> None:
+        try:
+            together[key] = logits(tmp_path / "a")
+        except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
+            together[key] = exc
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in "xy"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert all(isinstance(v, torch.Tensor) for v in together.values()) and set(together) == {"x", "y"}, together
+    assert len(conversions) == 1  # one de-quantised, the other waited for it and read its conversion
+    first = together["x"]
+    assert torch.equal(first, together["y"])
     assert (loader._converted_dir("smollm2-135m-instruct", MODELS.get("smollm2-135m-instruct").sha256)
             / "model.safetensors").exists()
     assert torch.equal(first, logits(tmp_path / "a"))  # read from the cached conversion

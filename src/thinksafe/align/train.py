@@ -126,7 +126,7 @@ def train_lora(
             raise ConfigError(f"the KL variant needs a 'benign' flag on every row; row {missing[0]} has none")
         trainer_cls = _kl_trainer_class()
     else:
-        trainer_cls = SFTTrainer
+        trainer_cls = SFTTrainer if _cuda() else _logits_loss_trainer_class()
         rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(list(rows)),
                           processing_class=tokenizer, peft_config=peft_config)
@@ -146,6 +146,47 @@ def train_lora(
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
     (out_dir / "train_log.json").write_text(json.dumps(history, indent=2))
     return {"adapter": str(adapter_dir), "losses": [e["loss"] for e in history], "trainer": trainer}
+
+
+def _logits_loss_trainer_class() -> type:
+    """``SFTTrainer`` whose loss comes from the model's own logits, for CPU training. TRL's fused LM head
+    projects through the vocabulary in tiles of torch ops and, off Triton devices, scores every position,
+    prompt and padding included; on CPU that was 80% of a training step (``bench/train_loss.py``). The
+    loss is the same token-mean negative log-likelihood over the completion tokens (``num_items_in_batch``
+    across gradient accumulation, as TRL and ``Trainer`` count it), and the logged ``entropy`` and
+    ``mean_token_accuracy`` are computed on the same tokens."""
+    import torch
+    from trl import SFTTrainer
+
+    class LogitsLossSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            mode = "train" if self.model.training else "eval"
+            labels = inputs["labels"]
+            feed = {k: v for k, v in inputs.items() if k != "labels"}
+            out = model(**feed, use_cache=False)
+            logits = out.logits[:, :-1]
+            target = labels[:, 1:].to(logits.device)
+            mask = target != -100
+            picked = logits[mask].float()
+            logp = picked.log_softmax(-1)
+            nll = -logp.gather(-1, target[mask].unsqueeze(-1)).sum()
+            count = mask.sum()
+            denom = count.clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+            loss = nll / torch.as_tensor(denom, device=nll.device)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes
+            with torch.no_grad():
+                n = max(int(count), 1)
+                entropy = -(logp.exp() * logp).sum(-1).sum() / n
+                correct = (picked.argmax(-1) == target[mask]).sum() / n
+            self._metrics[mode]["entropy"].append(float(entropy))
+            self._metrics[mode]["mean_token_accuracy"].append(float(correct))
+            if mode == "train" and "attention_mask" in inputs:
+                self._total_train_tokens += int(inputs["attention_mask"].sum())
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            return (loss, out) if return_outputs else loss
+
+    return LogitsLossSFTTrainer
 
 
 def _kl_trainer_class() -> type:

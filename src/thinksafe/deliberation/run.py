@@ -399,11 +399,25 @@ class DeliberationRun:
         trunc = self.truncation(progress=progress)
         stance = self.stance(progress=progress)
         metrics = scorecard(probe, trunc, stance, self.generate(progress=False), self.cfg)
-        write_json_atomic(self.out / "metrics.json", metrics)
+        path, plots = self.out / "metrics.json", self.out / "plots"
+        if _json_file(path) == json.loads(json.dumps(metrics)) and all((plots / n).is_file() for n in PLOTS):
+            return metrics  # a finished run: its scorecard and plots are left as they are, bytes and times
+        write_json_atomic(path, metrics)
         from thinksafe.deliberation.plots import write_plots
 
-        write_plots(self.out / "plots", probe, trunc, commitment=self.cfg.commitment)
+        write_plots(plots, probe, trunc, commitment=self.cfg.commitment)
         return metrics
+
+
+PLOTS = ("auroc_by_layer.png", "valley.png", "truncation.png")
+
+
+def _json_file(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def resolve_config(out: str | Path, overrides: dict[str, Any]) -> DeliberationConfig:

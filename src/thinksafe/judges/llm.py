@@ -2,7 +2,9 @@
 
 The score is read from the next-token logits of the candidate answer tokens, never from parsed
 free text: P(positive) = softmax over {positive tokens, negative tokens}. Batches are left-padded
-with position ids taken from the attention mask, so a batch scores exactly like single items.
+with position ids taken from the attention mask, so a batch scores like single items (to float
+rounding); the opening that every prompt of a template shares is run once a call and its keys and
+values reused (``reuse_prefix``).
 
 Templates (``template=``):
 
@@ -33,8 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -201,6 +202,7 @@ class LLMJudgeConfig:
     threshold: float = 0.5  # P(positive) at or above which the positive label is given
     dtype: str = "auto"
     device: str = "cpu"
+    reuse_prefix: bool = True  # score the template's shared opening once a call (``LLMJudge.shared_prefix``)
 
     def __post_init__(self) -> None:
         TEMPLATES.get(self.template)  # unknown -> lists the templates
@@ -230,6 +232,7 @@ class LLMJudge(Judge):
         self.trace_can_leak = self.template.score_kind == "p_unsafe"
         self._model, self._tok = model, tokenizer
         self._ids: tuple[list[int], list[int]] | None = None
+        self._prefix: dict[bool, list[int]] = {}
 
     def warmup(self) -> None:
         self._load()
@@ -285,51 +288,73 @@ class LLMJudge(Judge):
             return text, False
         return text, True
 
-    @contextmanager
-    def _left_padding(self) -> Iterator[None]:
-        tok = self._tok
-        side, pad = tok.padding_side, tok.pad_token
-        tok.padding_side = "left"
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token or tok.unk_token
-        try:
-            yield
-        finally:
-            tok.padding_side = side
-            if pad is None:
-                try:
-                    tok.pad_token = None
-                except (AttributeError, ValueError):  # some tokenizers refuse None; leave the eos pad
-                    pass
+    MIN_SHARED_PREFIX = 16  # tokens: below this, scoring the template's opening once is not worth a cache
+
+    def shared_prefix(self, add_special_tokens: bool) -> list[int]:
+        """The token ids that every rendered prompt of this template starts with, whatever the request and
+        response (the instructions before the fenced text; a guard model's chat template with its category
+        list): found by rendering two different items, the last two common tokens left out so that no
+        merge across the boundary can differ. :meth:`score_texts` runs the model over them once a call."""
+        key = bool(add_special_tokens)
+        if key not in self._prefix:
+            tok = self._tok
+            a, b = (tok.encode(self.render(JudgeInput(q, r))[0], add_special_tokens=add_special_tokens)
+                    for q, r in (("Alpha question?", "Alpha answer."), ("Zulu request", "Zulu reply")))
+            n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            self._prefix[key] = list(a[:max(n - 2, 0)])
+        return self._prefix[key]
 
     def score_texts(self, texts: Sequence[str], add_special_tokens: bool) -> list[tuple[float, float]]:
-        """(P(positive), probability mass on all candidate tokens) for each rendered prompt."""
+        """(P(positive), probability mass on all candidate tokens) for each rendered prompt.
+
+        Texts that start with the template's shared opening (:meth:`shared_prefix`) are scored after one
+        forward pass over that opening, whose keys and values every batch reuses (on the real SmolLM2 and
+        the ``refusal`` template, 76 of about 220 tokens; ``bench/llm_judge_prefix.py``); each batch is
+        left-padded after it, with position ids that continue it, so an item scores as it does alone."""
+        import copy
+
         import torch
 
         model, tok = self._load()
         assert self._ids is not None
         pos_ids, neg_ids = (torch.tensor(x) for x in self._ids)
         device = next(model.parameters()).device
-        lengths = [len(tok.encode(t, add_special_tokens=add_special_tokens)) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        ids = [tok.encode(t, add_special_tokens=add_special_tokens) for t in texts]
+        prefix = self.shared_prefix(add_special_tokens) if self.config.reuse_prefix else []
+        n_pre = len(prefix) if len(prefix) >= self.MIN_SHARED_PREFIX else 0
+        shared = [n_pre > 0 and len(x) > n_pre and x[:n_pre] == prefix for x in ids]
         out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(texts)
         bs = self.config.batch_size
-        with self._left_padding(), torch.inference_mode():
-            for start in range(0, len(order), bs):
-                idx = order[start:start + bs]
-                enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True,
-                          add_special_tokens=add_special_tokens)
-                attn = enc["attention_mask"].to(device)
-                position_ids = (attn.long().cumsum(-1) - 1).clamp(min=0)
-                logits = model(input_ids=enc["input_ids"].to(device), attention_mask=attn,
-                               position_ids=position_ids, logits_to_keep=1).logits[:, -1, :].float()
-                logp = torch.log_softmax(logits, dim=-1)
-                lp_pos = torch.logsumexp(logp[:, pos_ids.to(device)], dim=-1)
-                lp_neg = torch.logsumexp(logp[:, neg_ids.to(device)], dim=-1)
-                p = torch.sigmoid(lp_pos - lp_neg)
-                mass = torch.exp(torch.logaddexp(lp_pos, lp_neg))
-                for j, i in enumerate(idx):
-                    out[i] = (float(p[j]), float(mass[j]))
+        pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        with torch.inference_mode():
+            cache = None
+            if any(shared):
+                cache = model(input_ids=torch.tensor([prefix], device=device), use_cache=True).past_key_values
+            for group in (True, False):
+                skip = n_pre if group else 0
+                order = sorted((i for i in range(len(texts)) if shared[i] is group), key=lambda i: len(ids[i]))
+                for start in range(0, len(order), bs):
+                    idx = order[start:start + bs]
+                    rows = [ids[i][skip:] for i in idx]
+                    width = max(len(r) for r in rows)
+                    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+                    attn = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+                    position_ids = skip + (attn.cumsum(-1) - 1).clamp(min=0)
+                    extra: dict[str, Any] = {}
+                    if group:
+                        past = copy.deepcopy(cache)
+                        past.batch_repeat_interleave(len(idx))
+                        attn = torch.cat([torch.ones(len(idx), skip, dtype=attn.dtype, device=device), attn], dim=1)
+                        extra = {"past_key_values": past, "use_cache": True}
+                    logits = model(input_ids=input_ids, attention_mask=attn, position_ids=position_ids,
+                                   logits_to_keep=1, **extra).logits[:, -1, :].float()
+                    logp = torch.log_softmax(logits, dim=-1)
+                    lp_pos = torch.logsumexp(logp[:, pos_ids.to(device)], dim=-1)
+                    lp_neg = torch.logsumexp(logp[:, neg_ids.to(device)], dim=-1)
+                    p = torch.sigmoid(lp_pos - lp_neg)
+                    mass = torch.exp(torch.logaddexp(lp_pos, lp_neg))
+                    for j, i in enumerate(idx):
+                        out[i] = (float(p[j]), float(mass[j]))
         return out
 
     def _judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:

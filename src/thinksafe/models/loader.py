@@ -14,6 +14,8 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,6 +257,37 @@ def _load_gguf(gguf: Path, name: str, sha256: str, dtype: str) -> tuple[Any, Any
 
     if (hit := cached()) is not None:
         return hit
+    with _conversion_lock(converted):  # another process converting the same GGUF: wait, then read its result
+        if (hit := cached()) is not None:
+            return hit
+        return _convert_gguf(gguf, converted, sha256, dtype, cached)
+
+
+@contextmanager
+def _conversion_lock(converted: Path) -> Iterator[None]:
+    """An inter-process lock beside ``converted``, so that commands started together on a fresh cache
+    de-quantise a model once (each conversion is about a minute of CPU for the 0.5B model); without a
+    writable cache, no lock (the conversion is not kept anyway)."""
+    from filelock import FileLock
+
+    try:
+        converted.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(converted.with_name(converted.name + ".lock")))
+        lock.acquire()
+    except OSError as exc:
+        log.debug("no conversion lock in %s: %s", converted.parent, exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _convert_gguf(gguf: Path, converted: Path, sha256: str, dtype: str, cached: Any) -> tuple[Any, Any]:
+    """De-quantise ``gguf`` with transformers and keep a safetensors copy in ``converted``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     with assets.one_gguf_parse():  # the header's metadata parsed once, not once per reader
         assets.check_gguf_header(gguf)
         log.info("De-quantising %s (first load only; later loads use the cached conversion)", gguf.name)

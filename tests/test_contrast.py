@@ -12,7 +12,7 @@ import pytest
 
 from thinksafe.evals.schema import build_metrics, write_metrics
 from thinksafe.evals.suites import SuiteEntry, score_benchmark
-from thinksafe.stats import bootstrap_difference
+from thinksafe.stats import bootstrap_difference, paired_mdd
 
 
 def _diff_ci(*args, **kw):
@@ -147,7 +147,6 @@ def test_every_row_has_an_interval_a_p_and_the_tables_holm_and_bh(tmp_path, harm
     assert harm["a"] == a_metrics["benchmarks"]["harmbench"]["value"] and harm["n"] == 60 and harm["n_dropped"] == 0
     # the observed minimum detectable difference, from this comparison's own size and discordance
     from thinksafe.evals.compare import paired_headline
-    from thinksafe.stats import paired_mdd
 
     t = paired_headline(sa / "eval", sb / "eval", "harmbench", "asr")
     assert harm["mdd"] == pytest.approx(paired_mdd(60, (t["only_a"] + t["only_b"]) / 60)) and 0 < harm["mdd"] < 1
@@ -219,11 +218,13 @@ def test_compare_tests_every_set_with_holm_per_model(tmp_path):
         p = [t["p_value"] for t in tests]
         assert [t["p_holm"] for t in tests] == multipletests(p, method="holm")[1].tolist()
         assert all(t["ci"] is not None for t in tests)
+        for t in tests:  # what each comparison could have detected, from its own discordance
+            assert t["mdd"] == pytest.approx(paired_mdd(t["n_paired"], max(t["only_a"] + t["only_b"], 1) / t["n_paired"]))
     assert other["sets"]["harmbench"]["paired"]["test"] == "McNemar (exact)"
     assert same["sets"]["gsm8k"]["paired"]["diff"] == 0 and same["sets"]["gsm8k"]["paired"]["p_value"] == 1.0
     md = render_markdown(table)
     assert "harmbench ASR" in md and "harmbench b − base [95% CI], p (Holm)" in md and "gsm8k accuracy" in md
-    assert md.count("\n") == 4
+    assert md.count("\n") == 4 and "MDD" in md
 
 
 def test_report_and_compare_open_folders_written_before_schema_version(tmp_path):

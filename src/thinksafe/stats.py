@@ -445,6 +445,16 @@ def paired_mdd(n: int, discordance: float, *, alpha: float = 0.05, power: float 
 
 
 
+
+def observed_paired_mdd(n_paired: int, n_changed: int, *, alpha: float = 0.05, power: float = 0.8) -> float | None:
+    """The smallest difference a finished paired comparison could have detected: :func:`paired_mdd` at its
+    own ``n_paired`` prompts and the share of them whose answer changed (``n_changed``; at least one is
+    assumed, so a comparison in which none changed still says what it could see). None without prompts."""
+    if n_paired < 1:
+        return None
+    return paired_mdd(n_paired, max(n_changed, 1) / n_paired, alpha=alpha, power=power)
+
+
 # ----------------------------------------------------------------------------- judge error correction
 
 

@@ -21,7 +21,7 @@ from thinksafe.evals.metrics import EVENTS, MEASURES, _response_kinds
 from thinksafe.evals.reasoning import REASONING_TASKS
 from thinksafe.evals.schema import read_metrics
 from thinksafe.jsonl import read_jsonl
-from thinksafe.stats import benjamini_hochberg, holm, paired_rate_difference
+from thinksafe.stats import benjamini_hochberg, holm, observed_paired_mdd, paired_rate_difference
 
 HEADLINE_LABELS = {"asr": "ASR", "orr": "ORR", "accuracy": "accuracy", "non_refusal_rate": "non-refusal rate",
                    "refusal_rate": "refused", "help_rate": "helped", "no_answer": "no answer"}
@@ -100,6 +100,7 @@ def compare_evals(base: str | Path, others: Mapping[str, str | Path], *, n_resam
                 test = paired_headline(base, folder, bench, entry["metric"], n_resamples=n_resamples, seed=seed)
                 if not test["n_paired"]:
                     raise DataError(f"{bench}: the two evaluations share no prompts to pair")
+                test["mdd"] = observed_paired_mdd(test["n_paired"], test["only_a"] + test["only_b"])
                 cell["paired"] = test
             row["sets"][bench] = cell
         adjust_family([c["paired"] for c in row["sets"].values() if "paired" in c])
@@ -107,7 +108,9 @@ def compare_evals(base: str | Path, others: Mapping[str, str | Path], *, n_resam
     return {"suite": base_metrics["suite"], "rows": rows,
             "tests": "b - a per set on the prompts both answered: paired bootstrap 95% interval over prompt ids; "
                      "p from exact McNemar (one sample per prompt) or the paired clustered bootstrap (several); "
-                     "p_holm and q_bh adjusted across the sets of each model against the base"}
+                     "p_holm and q_bh adjusted across the sets of each model against the base; mdd the smallest "
+                     "difference the comparison could have detected (alpha 0.05, power 0.8, its own share of "
+                     "prompts whose answer changed)"}
 
 
 def headline_label(metric: str) -> str:
@@ -144,7 +147,8 @@ def _paired_cell(p: Mapping[str, Any] | None) -> str:
         return "-"
     ci = "" if p["ci"] is None else f" [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}]"
     dropped = f", {p['n_dropped']} unpaired left out" if p.get("n_dropped") else ""
-    return (f"{p['diff']:+.3f}{ci}, p {p['p_value']:.3f} ({p['p_holm']:.3f}); "
+    mdd = "" if p.get("mdd") is None else f", MDD {p['mdd']:.2f}"
+    return (f"{p['diff']:+.3f}{ci}, p {p['p_value']:.3f} ({p['p_holm']:.3f}){mdd}; "
             f"higher in base on {p['only_a']}, in b on {p['only_b']} of {p['n_paired']} prompts{dropped}")
 
 

@@ -33,7 +33,7 @@ from thinksafe.deliberation.states import prompt_of
 from thinksafe.evals.compare import adjust_family, paired_headline
 from thinksafe.evals.schema import read_metrics
 from thinksafe.jsonl import read_jsonl
-from thinksafe.stats import auroc, bootstrap_difference, paired_mdd
+from thinksafe.stats import auroc, bootstrap_difference, observed_paired_mdd
 
 
 def _read(path: Path) -> Any:
@@ -134,13 +134,8 @@ def _bootstrap_row(metric: str, a: Any, b: Any, stat_a: Any, stat_b: Any, units_
 
 
 def _observed_mdd(test: Mapping[str, Any]) -> float | None:
-    """The smallest difference this comparison could have detected (α 0.05, power 0.8), from its own
-    number of paired prompts and the share of them whose answer changed (at least one changed prompt
-    is assumed, so a comparison without any still says what it could see)."""
-    n = test.get("n_paired") or 0
-    if not n:
-        return None
-    return paired_mdd(n, max(test["only_a"] + test["only_b"], 1) / n)
+    """The smallest difference this comparison could have detected (α 0.05, power 0.8)."""
+    return observed_paired_mdd(test.get("n_paired") or 0, test.get("only_a", 0) + test.get("only_b", 0))
 
 
 def _row(metric: str, a: Any, b: Any, **extra: Any) -> dict[str, Any]:

@@ -444,8 +444,6 @@ def paired_mdd(n: int, discordance: float, *, alpha: float = 0.05, power: float 
     return float(brentq(needed, 1e-9, discordance))
 
 
-
-
 def observed_paired_mdd(n_paired: int, n_changed: int, *, alpha: float = 0.05, power: float = 0.8) -> float | None:
     """The smallest difference a finished paired comparison could have detected: :func:`paired_mdd` at its
     own ``n_paired`` prompts and the share of them whose answer changed (``n_changed``; at least one is

@@ -309,7 +309,7 @@ class LLMJudge(Judge):
 
         Texts that start with the template's shared opening (:meth:`shared_prefix`) are scored after one
         forward pass over that opening, whose keys and values every batch reuses (on the real SmolLM2 and
-        the ``refusal`` template, 76 of about 220 tokens; ``bench/llm_judge_prefix.py``); each batch is
+        the ``refusal`` template, 74 of about 220 tokens; ``bench/llm_judge_prefix.py``); each batch is
         left-padded after it, with position ids that continue it, so an item scores as it does alone."""
         import copy
 

@@ -104,8 +104,21 @@ def test_bad_options_name_the_field() -> None:
 
 def test_own_labels_file_is_well_formed() -> None:
     rows = [json.loads(line) for line in own_labels_path().read_text(encoding="utf-8").splitlines()]
-    assert len(rows) >= 150 and {r.get("batch") for r in rows} == {1, 2}
+    assert len(rows) >= 695 and {r.get("batch") for r in rows} == {1, 2, 3}
     assert {r["label"] for r in rows} == {"complied", "refused", "non_answer"}
+    # every label was given under the written rubric with a one-line reason; the first 395 keep the looser
+    # earlier label beside it; batch 3 holds base and adapter answers to the same prompts
+    assert all(r["reason"].strip() and r["annotator"] for r in rows)
+    assert sum("loose" in r for r in rows) == 395
+    sides = {r["side"] for r in rows}
+    assert sides == {"base", "thinksafe", "direct-refusal", "teacher"}
+    adapter = [r for r in rows if r["side"] != "base"]
+    assert len(adapter) >= 150 and all(r["adapter"]["fingerprint"] for r in adapter)
+    by_prompt: dict[str, set[str]] = {}
+    for r in rows:
+        if r["batch"] == 3:
+            by_prompt.setdefault(f"{r['benchmark']}/{r['id']}", set()).add(r["side"])
+    assert all(v == sides for v in by_prompt.values())  # the same prompts on every model side
     assert {r["split_type"] for r in rows} == {"asr", "orr"}
     assert len({r["uid"] for r in rows}) == len(rows)
     # no benchmark prompt is stored: only ids, looked up in the data at load time
@@ -142,15 +155,18 @@ def test_fit_and_heldout_rows_are_disjoint() -> None:
 def test_objective_heldout_regression_floor() -> None:
     """Held-out figures as measured when the weights were fitted (docs/judges.md), with a small margin.
 
-    A regression guard, not the issue's bar: PyRIT held-out measured 0.831 / kappa 0.661 (bar 0.87 / 0.74);
-    the default model's own held-out responses 0.805 / kappa 0.428 (bar 0.90).
+    A regression guard, not the issue's bar. Measured after the 2026-12-06 refit on the labels relabelled
+    under the written rubric: PyRIT held-out 0.790 / kappa 0.585 (0.831 / 0.661 before the refit; bar
+    0.87 / 0.74); the default model's held-out answers, three-way 0.883 / kappa 0.751 (0.750 / 0.568 with
+    the old weights), carried out or not 0.916.
     """
     from thinksafe.judges import calibrate_sets
 
     metrics, _ = calibrate_sets("objective", ["pyrit", "qwen05"])
     pyrit, own = metrics["sets"]["pyrit"], metrics["sets"]["qwen05"]
-    assert pyrit["accuracy"] >= 0.81 and pyrit["cohen_kappa"] >= 0.62, pyrit
-    assert own["n"] == 200 and own["accuracy"] >= 0.78 and own["cohen_kappa"] >= 0.35, own
+    assert pyrit["accuracy"] >= 0.77 and pyrit["cohen_kappa"] >= 0.55, pyrit
+    assert own["n"] == 392 and own["accuracy"] >= 0.90
+    assert own["three_way"]["accuracy"] >= 0.86 and own["three_way"]["cohen_kappa"] >= 0.72, own["three_way"]
     # speed: a ratio in tests/test_judges.py; an absolute ms/item (529 on an AVX2-only 2-core
     # machine, ~10 on the AVX-512 one) depends on the machine, so it is reported, never asserted
     assert pyrit["ms_per_item"] > 0

@@ -217,13 +217,20 @@ def judge_calibrate(
             row += [f"{inj['base_error_rate']:.3f}", f"{inj['flip_rate']:.3f}", f"{inj['flip_to_safe_rate']:.3f}"]
         table.add_row(*row)
     console.print(table)
+    for name, r in m["sets"].items():  # the rubric's three labels, and base / adapter answers apart
+        if "three_way" in r:
+            parts = [f"all {r['three_way']['accuracy']:.3f} / kappa {r['three_way']['cohen_kappa']:.3f} (n {r['n']})"]
+            for side, s in r.get("per_side", {}).items():
+                parts.append(f"{side} {s['three_way']['accuracy']:.3f} / {s['three_way']['cohen_kappa']:.3f}, carried out "
+                             f"{s['carried_out']['accuracy']:.3f} (n {s['n']})")
+            console.print(f"{name}, refused / carried out / neither: " + "; ".join(parts))
     console.print(f"-> {out / 'metrics.json'}")
 
 
 @judge_app.command("agreement")
 def judge_agreement(
-    judge_name: list[str] = typer.Option([], "--judge", help="judge(s) to measure (with --ship: default objective, "
-                                         "embedding, keyword)"),
+    judge_name: list[str] = typer.Option([], "--judge", help="judge(s) to measure (with --ship: default qwen-cls, "
+                                         "objective, embedding, keyword)"),
     ship: bool = typer.Option(False, "--ship", help="measure the shipped judges (default options) and rewrite the "
                               "packaged weights/agreement.json, with the prompts each was fitted on"),
     out: Optional[Path] = typer.Option(None, "--out", help="with --ship: write here instead of the package"),

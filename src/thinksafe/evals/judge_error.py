@@ -43,11 +43,13 @@ def _event(key: str, measure: Mapping[str, Any], refusal_only: bool) -> str:
     return "not_refused" if key == "non_refusal_rate" or (refusal_only and measure["event"] == "helped") else measure["event"]
 
 
-def agreement_for(measurement: Mapping[str, Any], event: str, *, own_model: bool,
-                  split_type: str | None) -> tuple[dict[str, Any] | None, str | None]:
+def agreement_for(measurement: Mapping[str, Any], event: str, *, own_model: bool, split_type: str | None,
+                  side: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
     """The judge's agreement for ``event`` from a :func:`thinksafe.judges.agreement.measure` result:
     ``({set, subset, event, sensitivity, specificity, true_pos, n_pos, true_neg, n_neg, ...}, None)`` or
-    ``(None, reason)``."""
+    ``(None, reason)``. On the default model's own labels the narrowest subset with at least
+    ``MIN_CLASS`` rows of each class is used: the run's model side (``base`` or ``adapter``) and prompt
+    kind, then the side, then the prompt kind, then all rows."""
     name = "qwen05" if own_model else NEAREST.get(event)
     if name is None:
         return None, (f"no labelled set outside the default model's own responses labels '{event}' answers, so the "
@@ -56,9 +58,15 @@ def agreement_for(measurement: Mapping[str, Any], event: str, *, own_model: bool
     if entry is None or event not in entry.get("events", {}):
         return None, f"the judge was not measured on {name!r} for '{event}'"
     c, subset = entry["events"][event], "all"
-    sub = (entry.get("by_split_type") or {}).get(split_type or "", {}).get(event)
-    if sub and min(sub["n_pos"], sub["n_neg"]) >= MIN_CLASS:
-        c, subset = sub, {"asr": "harmful prompts", "orr": "benign prompts"}[split_type]
+    kind = {"asr": "harmful prompts", "orr": "benign prompts"}.get(split_type or "")
+    by_side = (entry.get("by_side") or {}).get(side or "") or {}
+    candidates = [((by_side.get("by_split_type") or {}).get(split_type or "", {}).get(event), f"{side} answers, {kind}"),
+                  ((by_side.get("events") or {}).get(event), f"{side} answers"),
+                  ((entry.get("by_split_type") or {}).get(split_type or "", {}).get(event), kind)]
+    for sub, label in candidates:
+        if sub and min(sub["n_pos"], sub["n_neg"]) >= MIN_CLASS:
+            c, subset = sub, label
+            break
     if min(c["n_pos"], c["n_neg"]) < 1:
         return None, f"{name!r} has no rows of one class for '{event}'"
     out = {"set": name, "subset": subset, "split": measurement.get("split", "heldout"), "event": event,
@@ -125,14 +133,16 @@ def annotate(result: MetricResult, records: Iterable[Mapping[str, Any]], *, judg
             m.update(judge_agreement=None, corrected=None, reason=where)
             continue
         agreement, why = agreement_for(measurement, _event(key, m, refusal_only), own_model=model == OWN_LABELS_MODEL,
-                                       split_type=SPLIT_OF.get(result.metric))
+                                       split_type=SPLIT_OF.get(result.metric),
+                                       side="adapter" if adapter is not None else "base")
         if agreement is None:
             m.update(judge_agreement=None, corrected=None, reason=why)
             continue
         agreement["measured"] = where
         notes = []
-        if adapter is not None and agreement["set"] == "qwen05":
-            notes.append("the labelled responses are the base model's; this run's answers come with an adapter")
+        if adapter is not None and agreement["set"] == "qwen05" and not str(agreement["subset"]).startswith("adapter"):
+            notes.append("measured on labelled answers of the model with and without adapters; too few adapter "
+                         "answers of each class for their own figure")
         if include_trace:
             notes.append("measured on answers alone; this run's judge also read the traces")
         if notes:

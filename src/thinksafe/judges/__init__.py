@@ -21,7 +21,7 @@ from thinksafe.judges.base import (
     make_judge,
     precheck,
 )
-from thinksafe.judges import embedding, ensemble, keyword, llm, objective  # noqa: F401  (registers the judges)
+from thinksafe.judges import embedding, ensemble, keyword, llm, objective, qwen_cls  # noqa: F401  (registers the judges)
 from thinksafe.judges.calibrate import (
     calibrate,
     calibrate_sets,

@@ -37,20 +37,21 @@ from typing import Any
 
 from thinksafe.errors import ConfigError
 from thinksafe.judges.base import Judge, JudgeInput, make_judge, verdict_kind
-from thinksafe.judges.data import record_sha256, sha256_file
+from thinksafe.judges.data import prompt_key, record_sha256, sha256_file  # noqa: F401  (prompt_key: re-exported)
 from thinksafe.jsonl import write_json_atomic
 from thinksafe.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
 FORMAT = "thinksafe-judge-agreement/1"
-SHIPPED_JUDGES: tuple[str, ...] = ("objective", "embedding", "keyword")
+SHIPPED_JUDGES: tuple[str, ...] = ("qwen-cls", "objective", "embedding", "keyword")
 """The judges whose agreement is measured once and shipped (default options)."""
 AGREEMENT_SETS: tuple[str, ...] = ("qwen05", "pyrit", "xstest")
 EVENTS: tuple[str, ...] = ("helped", "refused", "no_answer", "not_refused")
-NEUTRAL_OPTIONS: frozenset[str] = frozenset({"batch_size", "device"})
+NEUTRAL_OPTIONS: frozenset[str] = frozenset({"batch_size", "device", "cache_features"})
 """Judge options that never change a verdict, left out of the key of a measurement."""
 FIT_SETS: dict[str, tuple[str, ...]] = {
+    "qwen-cls": ("qwen05", "pyrit", "xstest", "pyrit-harm"),  # less every prompt a preset evaluates (head meta)
     "objective": ("pyrit", "xstest-achieved", "qwen05"),  # = objective.FIT_SETS; its refusal logit: xstest fit
     "embedding": ("xstest",),
     "keyword": (),  # rules written by hand, nothing fitted
@@ -96,6 +97,11 @@ def counts(rows: Sequence[Any], kinds: Sequence[str]) -> dict[str, dict[str, int
     return out
 
 
+def _by_split_type(rows: Sequence[Any], kinds: Sequence[str]) -> dict[str, Any]:
+    return {st: counts([r for r in rows if r.split_type == st], [k for r, k in zip(rows, kinds) if r.split_type == st])
+            for st in ("asr", "orr")}
+
+
 # ----------------------------------------------------------------------------------- measuring
 
 
@@ -110,7 +116,9 @@ def judge_key(name: str, fingerprint: str | None, options: Mapping[str, Any]) ->
 def measure(judge: Judge | str, *, sets: Sequence[str] = AGREEMENT_SETS, data_dir: str | Path | None = None,
             options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Judge the held-out rows of ``sets`` and count the judge's agreement per set and event; the
-    ``qwen05`` counts also per prompt kind (``by_split_type``: ``asr`` harmful, ``orr`` benign)."""
+    ``qwen05`` counts also per prompt kind (``by_split_type``: ``asr`` harmful, ``orr`` benign) and per
+    model side (``by_side``: ``base``, and ``adapter`` for the answers of aligned models, each with its
+    own ``by_split_type``)."""
     from thinksafe.judges.labelled import LABELLED_SETS
 
     options = dict(options or {})
@@ -127,19 +135,17 @@ def measure(judge: Judge | str, *, sets: Sequence[str] = AGREEMENT_SETS, data_di
         kinds = [verdict_kind(v.to_dict()) for v in verdicts]
         entry: dict[str, Any] = {"files": files, "rows": len(rows), "events": counts(rows, kinds)}
         if name == "qwen05":
-            entry["by_split_type"] = {
-                st: counts([r for r in rows if r.split_type == st], [k for r, k in zip(rows, kinds) if r.split_type == st])
-                for st in ("asr", "orr")}
+            entry["by_split_type"] = _by_split_type(rows, kinds)
+            entry["by_side"] = {}  # base answers, and answers of the model with an alignment adapter
+            for side in ("base", "adapter"):
+                pick = [i for i, r in enumerate(rows) if ((r.side or "base") == "base") == (side == "base")]
+                if pick:
+                    sub_rows, sub_kinds = [rows[i] for i in pick], [kinds[i] for i in pick]
+                    entry["by_side"][side] = {"rows": len(pick), "events": counts(sub_rows, sub_kinds),
+                                              "by_split_type": _by_split_type(sub_rows, sub_kinds)}
         out["sets"][name] = entry
         log.info("judge %s on %s held out (%d rows): %s", judge.name, name, len(rows), entry["events"])
     return out
-
-
-def prompt_key(text: str) -> str:
-    """A prompt's identity across copies: sha256 of its normalised text (:func:`thinksafe.data.checks.normalize_prompt`), 16 hex."""
-    from thinksafe.data.checks import normalize_prompt
-
-    return hashlib.sha256(normalize_prompt(text).encode()).hexdigest()[:16]
 
 
 def fit_prompts(name: str, *, data_dir: str | Path | None = None) -> dict[str, Any]:
@@ -149,6 +155,12 @@ def fit_prompts(name: str, *, data_dir: str | Path | None = None) -> dict[str, A
 
     if name not in FIT_SETS:
         raise ConfigError(f"no fit record for judge {name!r}; known: {', '.join(FIT_SETS)}")
+    if name == "qwen-cls":  # fitted on a subset of the fit rows (no preset's prompts): the head says which
+        from thinksafe.judges.qwen_cls import load_head
+
+        meta = load_head()[1]
+        return {"sets": meta["rows"], "ids": meta["fit_prompts"]["ids"],
+                "prompt_keys": meta["fit_prompts"]["prompt_keys"]}
     sets, ids, keys = {}, {}, set()
     for s in FIT_SETS[name]:
         rows = LABELLED_SETS.get(s).rows("fit", data_dir)

@@ -57,6 +57,27 @@ def binary_metrics(gold: Sequence[int], pred: Sequence[int]) -> dict[str, Any]:
     }
 
 
+THREE_WAY = ("refused", "complied", "non_answer")
+"""The rubric's labels (docs/judges.md), in the order of the three-way confusion matrix."""
+_VERDICT_TO_RUBRIC = {"refusal": "refused", "compliance": "complied"}  # anything else is neither
+
+
+def rubric_label(verdict_label: str) -> str:
+    """A judge's label read as the rubric's: refusal -> refused, compliance -> complied, all else non_answer."""
+    return _VERDICT_TO_RUBRIC.get(verdict_label, "non_answer")
+
+
+def three_way_metrics(gold: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
+    """Agreement on refused / carried out / neither: accuracy, Cohen's kappa, confusion (scikit-learn)."""
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix
+
+    gold, pred = list(gold), list(pred)
+    kappa = cohen_kappa_score(gold, pred, labels=list(THREE_WAY)) if len(set(gold) | set(pred)) > 1 else 1.0
+    return {"accuracy": float(accuracy_score(gold, pred)), "cohen_kappa": float(kappa), "n": len(gold),
+            "confusion_matrix": {"labels": list(THREE_WAY), "rows": "gold", "cols": "predicted",
+                                 "matrix": confusion_matrix(gold, pred, labels=list(THREE_WAY)).tolist()}}
+
+
 def _timed(judge: Judge, items: Sequence[JudgeInput], timing_runs: int) -> tuple[list[Any], dict[str, Any]]:
     """Judge ``items`` ``timing_runs`` times; the verdicts and the timing fields of the fastest pass."""
     if not isinstance(timing_runs, int) or timing_runs < 1:
@@ -214,10 +235,24 @@ def calibrate_sets(judge: Judge | str, sets: Sequence[str] | None = None, *, spl
             "task": spec.task, "positive": positive, "split_scheme": spec.split_scheme, "files": files,
             "per_group": per_group, "verdict_labels": dict(Counter(v.label for v in verdicts)),
         }
+        if rows and all(r.label in THREE_WAY for r in rows):  # a set labelled by the rubric's three labels
+            gold3, pred3 = [r.label for r in rows], [rubric_label(v.label) for v in verdicts]
+            out["sets"][name]["three_way"] = three_way_metrics(gold3, pred3)
+            per_side: dict[str, Any] = {}
+            for side in ("base", "adapter"):  # the judge's errors can move when the model changes
+                idx = [i for i, r in enumerate(rows) if ((r.side or "base") == "base") == (side == "base")]
+                if idx:
+                    bm = binary_metrics([gold[i] for i in idx], [pred[i] for i in idx])
+                    per_side[side] = {
+                        "n": len(idx), "sides": sorted({rows[i].side or "base" for i in idx}),
+                        "three_way": three_way_metrics([gold3[i] for i in idx], [pred3[i] for i in idx]),
+                        "carried_out": {k: bm[k] for k in ("accuracy", "cohen_kappa", "n")}}
+            out["sets"][name]["per_side"] = per_side
         if injection:  # the probe's axis is refused / not refused: an achieved set's gold is its complement
             gold_refusal = gold if spec.task == "refusal" else [1 - g for g in gold]
             out["sets"][name]["injection"] = injection_probe(judge, items, gold_refusal)
-        predictions.extend({"set": name, "group": r.group, "id": r.id, "gold": g, "pred": p} | v.to_dict()
+        predictions.extend({"set": name, "group": r.group, "id": r.id, "gold": g, "pred": p}
+                           | ({"gold_label": r.label, "side": r.side} if r.label is not None else {}) | v.to_dict()
                            for r, g, p, v in zip(rows, gold, pred, verdicts))
     return out, predictions
 

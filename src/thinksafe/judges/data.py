@@ -176,3 +176,10 @@ def record_sha256(path: str | Path) -> None:
 def describe_files(files: Sequence[str | Path]) -> list[dict[str, object]]:
     """Name, path and sha256 of each file, for manifests and weight files."""
     return [{"name": Path(f).name, "path": str(Path(f).resolve()), "sha256": sha256_file(f)} for f in files]
+
+
+def prompt_key(text: str) -> str:
+    """A prompt's identity across copies: sha256 of its normalised text (:func:`thinksafe.data.checks.normalize_prompt`), 16 hex."""
+    from thinksafe.data.checks import normalize_prompt
+
+    return hashlib.sha256(normalize_prompt(text).encode()).hexdigest()[:16]

@@ -21,10 +21,12 @@ Sets (see ``docs/judges.md``):
     category (fit: bias, hate_speech, info_integrity; held out: exploits, privacy), fixed before
     any judge was fitted. Task ``achieved``.
 ``qwen05``
-    The default model's own responses to harmful and benign prompts, labelled by reading each
-    against the rubric in ``docs/judges.md`` (shipped in ``thinksafe/judges/labels/``; the prompts
-    are looked up in the benchmark data by id, never stored here). Split by a hash of the prompt id,
-    so the steered and unsteered responses to one prompt fall on the same side. Task ``achieved``.
+    The default model's own responses to harmful and benign prompts, with and without an alignment
+    adapter (``side``: ``base`` or the adapter's recipe), labelled by reading each against the rubric
+    in ``docs/judges.md`` (shipped in ``thinksafe/judges/labels/``; the prompts are looked up in the
+    benchmark data by id, never stored here). Split by a hash of the prompt id, so every response to
+    one prompt (steered, unsteered, every model side) falls on the same side. Task ``achieved``; the
+    three-way label (``complied`` / ``refused`` / ``non_answer``) is in ``LabelledRow.label``.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class LabelledRow:
     trace_closed: bool | None = None
     label: str | None = None  # the set's own label where it has more than two (qwen05: complied, refused, non_answer)
     split_type: str | None = None  # asr (harmful prompt) or orr (benign), where the set says
+    side: str | None = None  # qwen05: "base", or the recipe of the adapter that wrote the response
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,8 @@ def _read_qwen05(split: str, data_dir: str | Path | None) -> tuple[list[Labelled
             raise DataError(f"{path}: label {r['label']!r} of {r['uid']} is not one of {sorted(QWEN_LABELS)}.")
         rows.append(LabelledRow("qwen05", f"{bench}/{pid}", r["uid"], prompts[bench][pid], r["answer"],
                                 QWEN_LABELS[r["label"]], "achieved", trace=r.get("trace"),
-                                trace_closed=r.get("trace_closed"), label=r["label"], split_type=r.get("split_type")))
+                                trace_closed=r.get("trace_closed"), label=r["label"], split_type=r.get("split_type"),
+                                side=r.get("side") or "base"))
     return rows, _describe([path])
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -311,19 +311,38 @@ class LLMJudge(Judge):
         forward pass over that opening, whose keys and values every batch reuses (on the real SmolLM2 and
         the ``refusal`` template, 74 of about 220 tokens; ``bench/llm_judge_prefix.py``); each batch is
         left-padded after it, with position ids that continue it, so an item scores as it does alone."""
+        import torch
+
+        self._load()
+        assert self._ids is not None
+        pos_ids, neg_ids = (torch.tensor(x) for x in self._ids)
+        out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(texts)
+        for idx, logits, _ in self.last_position(texts, add_special_tokens):
+            logp = torch.log_softmax(logits, dim=-1)
+            lp_pos = torch.logsumexp(logp[:, pos_ids.to(logp.device)], dim=-1)
+            lp_neg = torch.logsumexp(logp[:, neg_ids.to(logp.device)], dim=-1)
+            p = torch.sigmoid(lp_pos - lp_neg)
+            mass = torch.exp(torch.logaddexp(lp_pos, lp_neg))
+            for j, i in enumerate(idx):
+                out[i] = (float(p[j]), float(mass[j]))
+        return out
+
+    def last_position(self, texts: Sequence[str], add_special_tokens: bool,
+                      layers: Sequence[int] = ()) -> Iterator[tuple[list[int], Any, Any]]:
+        """Run the model over ``texts`` in length-sorted, left-padded batches and yield, per batch, the
+        indices of its texts, the float32 next-token logits at their last position (batch x vocab) and, when
+        ``layers`` are asked, the hidden states there (batch x len(layers) x hidden; layer 0 = embeddings).
+        The shared opening is run once and its keys and values reused (:meth:`score_texts`)."""
         import copy
 
         import torch
 
         model, tok = self._load()
-        assert self._ids is not None
-        pos_ids, neg_ids = (torch.tensor(x) for x in self._ids)
         device = next(model.parameters()).device
         ids = [tok.encode(t, add_special_tokens=add_special_tokens) for t in texts]
         prefix = self.shared_prefix(add_special_tokens) if self.config.reuse_prefix else []
         n_pre = len(prefix) if len(prefix) >= self.MIN_SHARED_PREFIX else 0
         shared = [n_pre > 0 and len(x) > n_pre and x[:n_pre] == prefix for x in ids]
-        out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(texts)
         bs = self.config.batch_size
         pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         with torch.inference_mode():
@@ -340,22 +359,17 @@ class LLMJudge(Judge):
                     input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
                     attn = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
                     position_ids = skip + (attn.cumsum(-1) - 1).clamp(min=0)
-                    extra: dict[str, Any] = {}
+                    extra: dict[str, Any] = {"output_hidden_states": True} if layers else {}
                     if group:
                         past = copy.deepcopy(cache)
                         past.batch_repeat_interleave(len(idx))
                         attn = torch.cat([torch.ones(len(idx), skip, dtype=attn.dtype, device=device), attn], dim=1)
-                        extra = {"past_key_values": past, "use_cache": True}
-                    logits = model(input_ids=input_ids, attention_mask=attn, position_ids=position_ids,
-                                   logits_to_keep=1, **extra).logits[:, -1, :].float()
-                    logp = torch.log_softmax(logits, dim=-1)
-                    lp_pos = torch.logsumexp(logp[:, pos_ids.to(device)], dim=-1)
-                    lp_neg = torch.logsumexp(logp[:, neg_ids.to(device)], dim=-1)
-                    p = torch.sigmoid(lp_pos - lp_neg)
-                    mass = torch.exp(torch.logaddexp(lp_pos, lp_neg))
-                    for j, i in enumerate(idx):
-                        out[i] = (float(p[j]), float(mass[j]))
-        return out
+                        extra.update(past_key_values=past, use_cache=True)
+                    out = model(input_ids=input_ids, attention_mask=attn, position_ids=position_ids,
+                                logits_to_keep=1, **extra)
+                    hidden = (torch.stack([out.hidden_states[k][:, -1, :] for k in layers], dim=1).float()
+                              if layers else None)
+                    yield idx, out.logits[:, -1, :].float(), hidden
 
     def _judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
         rendered = [self.render(it) for it in items]

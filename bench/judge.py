@@ -15,6 +15,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+
+
+def fastest(run: Callable[[], object], reps: int) -> float:
+    """Seconds of the fastest of ``reps`` calls (other processes on a shared CPU only ever add time)."""
+    seconds = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - t)
+    return min(seconds)
 
 
 def main() -> None:
@@ -43,12 +54,7 @@ def main() -> None:
 
     judge = make_judge(args.judge, **({"loaded": ref} if args.judge == "qwen-cls" else {}))
     judge.warmup()
-    judge_s = []
-    for _ in range(args.reps):
-        t = time.perf_counter()
-        judge.judge_batch(items)
-        judge_s.append(time.perf_counter() - t)
-    judge_ms = 1000 * min(judge_s) / len(items)
+    judge_ms = 1000 * fastest(lambda: judge.judge_batch(items), args.reps) / len(items)
     lengths = []
     if hasattr(judge, "features"):
         llm = judge.features.llm
@@ -56,14 +62,10 @@ def main() -> None:
 
     rendered = [render_prompt(tok, r.prompt, thinking="off") for r in rows]
     batch = tok(rendered, return_tensors="pt", padding=True, add_special_tokens=False)
-    gen_s = []
-    for _ in range(args.reps):
-        t = time.perf_counter()
-        with torch.inference_mode():
-            model.generate(**batch, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False,
-                           pad_token_id=tok.pad_token_id)
-        gen_s.append(time.perf_counter() - t)
-    hf_ms = 1000 * min(gen_s) / len(rows)
+    with torch.inference_mode():
+        hf_ms = 1000 * fastest(lambda: model.generate(**batch, max_new_tokens=args.new_tokens,
+                                                      min_new_tokens=args.new_tokens, do_sample=False,
+                                                      pad_token_id=tok.pad_token_id), args.reps) / len(rows)
 
     vllm_ms = None
     if not args.no_vllm:
@@ -72,12 +74,7 @@ def main() -> None:
         backend.generate([GenerateRequest(tok("Hello", add_special_tokens=False).input_ids, 2, Sampling(0.0))])
         reqs = [GenerateRequest(tok(x, add_special_tokens=False).input_ids, args.new_tokens, Sampling(0.0),
                                 min_tokens=args.new_tokens) for x in rendered]
-        v_s = []
-        for _ in range(args.reps):
-            t = time.perf_counter()
-            backend.generate(reqs)
-            v_s.append(time.perf_counter() - t)
-        vllm_ms = 1000 * min(v_s) / len(rows)
+        vllm_ms = 1000 * fastest(lambda: backend.generate(reqs), args.reps) / len(rows)
         vname = f"{backend.name} ({backend.version})"
 
     print(f"{len(items)} items (qwen05 held-out), torch threads {torch.get_num_threads()}; judge {args.judge} "

@@ -205,7 +205,7 @@ def test_the_report_renders_in_headless_chromium_without_console_errors(tiny_run
         browser.close()
     assert problems == []
     ids = {t for t, _ in tables}
-    assert {"before-after-table", "deliberation-table", "perplexity-table", "data-table", "timings-table"} <= ids
+    assert {"before-after-table", "labels-table", "deliberation-table", "perplexity-table", "data-table", "timings-table"} <= ids
     assert all(rows >= 2 for t, rows in tables if t)  # a header and at least one row of numbers
     assert len(images) >= 4 and all(width > 0 for _, width in images)  # every embedded plot decodes
     img = Image.open(shot)

@@ -271,12 +271,18 @@ def judge_fit(
     out: Optional[Path] = typer.Option(None, "--out", help="weights file (default: the packaged weights)"),
     data: list[str] = typer.Option(["fit"], "--data", help="fit (the fit split of the judge's labelled sets), names or CSVs"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="a folder laid out like shared/data"),
+    labels: list[Path] = typer.Option([], "--labels", help="labels exported by `thinksafe label DIR --export FILE`, repeatable (objective judge)"),
 ) -> None:
     """Refit a learnable judge on human-labelled completions and write its weights (JSON, no pickle)."""
     from thinksafe.judges import fit_judge
 
     files = data[0] if len(data) == 1 else data
-    result = fit_judge(judge_name, out, files, data_dir=data_dir)
+    extra = {}
+    if labels:
+        if judge_name != "objective":
+            raise ConfigError(f"--labels fits the objective judge only, not {judge_name!r}")
+        extra["labels"] = labels
+    result = fit_judge(judge_name, out, files, data_dir=data_dir, **extra)
     console.print(f"fitted {judge_name}: {result.get('path', out)}")
 
 
@@ -403,12 +409,60 @@ def plan_(
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a run folder of `thinksafe run`")) -> None:
-    """Rebuild metrics.json and report.html from a run folder (no model is run)."""
-    from thinksafe.report.build import build_report
+def report(run_dir: Path = typer.Argument(..., help="a run folder of `thinksafe run`, or an eval or deliberation folder")) -> None:
+    """Rebuild metrics.json and report.html from a run folder (no model is run); for an eval or deliberation
+    folder, its label-corrected rates (labels/rates.json)."""
+    from thinksafe.evals.labels import main_job_config
+    from thinksafe.report.build import build_report, write_label_rates
+    from thinksafe.report.labels_table import print_label_rates
 
-    build_report(run_dir)
-    console.print(f"report: {run_dir / 'report.html'}")
+    if main_job_config(run_dir) is not None:
+        metrics = build_report(run_dir)
+        print_label_rates(console, metrics.get("labels"))
+        console.print(f"report: {run_dir / 'report.html'}")
+        return
+    rates = write_label_rates(run_dir)
+    print_label_rates(console, rates)
+    console.print(f"label-corrected rates: {run_dir / 'labels' / 'rates.json'}")
+
+
+@app.command()
+def label(
+    run_dir: Path = typer.Argument(..., help="an eval folder, a deliberation folder or a main-job folder"),
+    n: int = typer.Option(60, "--n", help="prompts drawn per set (the same on every side); a larger n later extends the draw"),
+    annotator: str = typer.Option("", "--annotator", help="your name: labels go to DIR/labels/NAME.jsonl (default: $USER)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the draw (fixed once the draw is saved)"),
+    sets: list[str] = typer.Option([], "--set", help="label only these sets (repeatable; default: every judged set)"),
+    port: int = typer.Option(0, "--port", help="port on 127.0.0.1 (0: a free one)"),
+    export: Optional[Path] = typer.Option(None, "--export", help="write the labelled answers to FILE for `thinksafe judge fit --labels FILE`, and exit"),
+) -> None:
+    """Label a random sample of a run's answers in the browser (refusal / carried out / neither), so that
+    `thinksafe report` can give prediction-powered rates that stay valid however wrong the judge is."""
+    import getpass
+
+    if export is not None:
+        from thinksafe.evals.labels import export_rows
+        from thinksafe.jsonl import settle_jsonl
+
+        rows = export_rows(run_dir)
+        export.parent.mkdir(parents=True, exist_ok=True)
+        settle_jsonl(export, rows)
+        console.print(f"{len(rows)} labelled answers -> {export} (thinksafe judge fit --judge objective --labels {export})")
+        return
+    from thinksafe.report.label_page import LabelSession, serve, url_of
+
+    session = LabelSession(run_dir, annotator or getpass.getuser() or "annotator", n=n, seed=seed, sets=sets or None)
+    server = serve(session, port=port)
+    console.print(f"labelling {len(session.queue)} answers of {run_dir} as {session.annotator} "
+                  f"({session.done()} done): open {url_of(server)}  (Ctrl-C stops; labels are saved as you go)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    console.print(f"{session.done()} of {len(session.queue)} labelled in {session.path}; `thinksafe report {run_dir}` "
+                  "shows the prediction-powered rates")
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}

@@ -2,7 +2,8 @@
 over clusters, of any statistic over units, of a difference between two models, paired or not, with
 its percentile-bootstrap p-value), paired and two-sample tests (McNemar; the paired clustered
 bootstrap of a rate's difference when prompts have several samples; Fisher), multiple-testing
-corrections (Holm, Benjamini-Hochberg) and the ROC helpers of the probes.
+corrections (Holm, Benjamini-Hochberg), the ROC helpers of the probes and the prediction-powered mean
+of a finite set of units (PPI++ from a labelled random sample).
 
 Why one module: every number of an evaluation, a deliberation analysis or a report goes through
 these functions, so a fix lands everywhere at once. The well-kept libraries do the arithmetic where
@@ -497,3 +498,89 @@ def rogan_gladen(
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
     return out | {"value": float(np.clip((obs + spec - 1) / (sens + spec - 1), 0.0, 1.0)),
                   "ci": (float(low), float(high))}
+
+
+# ------------------------------------------------------------------------ prediction-powered means
+
+
+def _tuned_lam(y: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """PPI++'s variance-minimising weight of the judge, ``cov(y, f) / var(f)`` clipped to [0, 1], per row."""
+    fc, yc = f - f.mean(axis=-1, keepdims=True), y - y.mean(axis=-1, keepdims=True)
+    var = (fc**2).sum(axis=-1)
+    return np.where(var > 0, np.clip((yc * fc).sum(axis=-1) / np.where(var > 0, var, 1.0), 0.0, 1.0), 0.0)
+
+
+def prediction_powered_mean(
+    labelled: Sequence[float],
+    predicted_labelled: Sequence[float],
+    predicted_all: Sequence[float],
+    *,
+    alpha: float = 0.05,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The mean over a finite set of units (a run's prompts) of a quantity that people labelled on a
+    uniform random sample of them and a judge predicted on all: the power-tuned prediction-powered
+    estimate (PPI++, Angelopoulos, Duchi and Zrnic 2023), with its interval, beside the labels-only
+    (classical) estimate and interval.
+
+    ``labelled`` and ``predicted_labelled`` are the people's and the judge's values on the labelled units,
+    ``predicted_all`` the judge's on every unit, the labelled ones included. The estimate is
+    ``lam * mean(predicted_all) + mean(labelled - lam * predicted_labelled)``: with ``lam = 1`` the
+    survey-sampling difference estimator (the judge's rate plus the sample's mean error), unbiased under the
+    random draw however biased the judge is; ``lam`` is tuned to ``cov(y, f) / var(f)`` on the labelled units
+    (clipped to [0, 1]), the variance-minimising choice; ``lam = 0`` is the labels alone.
+
+    The interval is a percentile bootstrap of the labelled units that tunes ``lam`` again in every resample
+    (no finite-population correction: conservative), widened where needed to the normal interval whose error
+    variance is floored at that of one disagreement among the ``n`` (``1/n``): a judge right on all, or all
+    but one, of 60 labelled answers would otherwise get an interval that only the observed errors can widen
+    (a resample holds that one error or none). On a planted population of 400 whose judge calls 30% of
+    non-answers carried out and misses 10% of real ones it covered the true rate in 94% of 500 draws at 30
+    labels and 96% at 100, where a CLT interval of ``ppi-python``'s form covered it in 90% / 93.5% of 1,000
+    (``python bench/ppi_coverage.py`` prints the current figures). The labels-only interval: Wilson's for 0/1
+    labels, else the CLT one.
+
+    Why not ``ppi-python``'s ``ppi_mean_ci``: it is written for an *independent* unlabelled sample, and its
+    tuning, ``cov / ((1 + n/N) var)``, does not fit a labelled sample drawn from the units themselves: on 80
+    prompts with a judge right on all 30 labelled ones it gave 0.327 where the prompts' rate (and the judge's)
+    was 0.3625. ``tests/test_ppi.py`` checks this function against it where the two agree.
+    Returns ``{value, ci, lam, method, classical: {value, ci}, n_labelled, n}``."""
+    from scipy.stats import norm
+
+    y = np.asarray(labelled, dtype=float)
+    f = np.asarray(predicted_labelled, dtype=float)
+    f_all = np.asarray(predicted_all, dtype=float)
+    if y.ndim != 1 or y.shape != f.shape:
+        raise ValueError(f"labelled and predicted_labelled must be 1-d and the same length, got {y.shape} and {f.shape}")
+    n, big_n = len(y), len(f_all)
+    if n < 2 or f_all.ndim != 1 or big_n < n:
+        raise ValueError(f"need at least 2 labelled units among the predicted ones, got {n} of {f_all.size}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    low, high = bounds
+    lam = float(_tuned_lam(y, f))
+    err = y - lam * f
+    value = lam * float(f_all.mean()) + float(err.mean())
+    # the normal interval with the error variance floored at one disagreement in n: the least the interval
+    # may be, so that a judge right on (nearly) every labelled answer does not get a (nearly) zero-width one
+    half = float(norm.ppf(1 - alpha / 2)) * math.sqrt(max(float(np.var(err, ddof=1)), 1.0 / n) / n)
+    ci, method = (value - half, value + half), "normal, error variance floored at 1/n"
+    if np.ptp(err) > 0.0:
+        idx = np.random.default_rng(seed).integers(0, n, (n_resamples, n))
+        ys, fs = y[idx], f[idx]
+        lams = _tuned_lam(ys, fs)
+        draws = lams * f_all.mean() + (ys - lams[:, None] * fs).mean(axis=1)
+        q_low, q_high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+        ci = (min(ci[0], float(q_low)), max(ci[1], float(q_high)))
+        method = "percentile bootstrap of the labelled units (lam re-tuned), widened to the floored normal interval"
+    c_value = float(y.mean())
+    if set(y.tolist()) <= {0.0, 1.0}:
+        c_ci = wilson_interval(float(y.sum()), n, alpha=alpha)
+    else:
+        c_half = float(norm.ppf(1 - alpha / 2)) * float(np.std(y, ddof=1)) / math.sqrt(n)
+        c_ci = (c_value - c_half, c_value + c_half)
+    return {"value": float(min(high, max(low, value))), "ci": (float(max(low, ci[0])), float(min(high, ci[1]))),
+            "lam": lam, "method": method, "n_labelled": n, "n": big_n,
+            "classical": {"value": c_value, "ci": (float(max(low, c_ci[0])), float(min(high, c_ci[1])))}}

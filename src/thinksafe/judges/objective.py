@@ -360,12 +360,55 @@ SET_WEIGHTS: dict[str, float] = {"pyrit": 5.0, "xstest-achieved": 1.0, "qwen05":
 chosen by leave-one-category-out cross-validation on the fit half of PyRIT."""
 
 
+USER_SET = "user"
+"""The name of a user's exported labels among the fit sets (``thinksafe judge fit --labels FILE``)."""
+
+
+def read_user_labels(paths: Sequence[str | Path]) -> list[Any]:
+    """Rows of labels exported by ``thinksafe label DIR --export FILE`` (pooled across files; an answer
+    labelled in two files counts once, the first file's label)."""
+    from thinksafe.jsonl import read_jsonl
+    from thinksafe.judges.labelled import LabelledRow
+
+    rows, seen = [], set()
+    for path in paths:
+        for lineno, r in enumerate(read_jsonl(path), start=1):
+            missing = [k for k in ("identity", "prompt", "answer", "label", "benchmark") if not isinstance(r.get(k), str)]
+            if missing or r["label"] not in ("complied", "refused", "non_answer"):
+                raise DataError(f"{path}, row {lineno}: not an exported label (missing {missing or 'a known label'}); "
+                                "write it with `thinksafe label DIR --export FILE`.")
+            if r["identity"] in seen:
+                continue
+            seen.add(r["identity"])
+            rows.append(LabelledRow(USER_SET, str(r["benchmark"]), r["identity"], r["prompt"], r["answer"],
+                                    int(r["label"] == "complied"), "achieved", label=r["label"],
+                                    split_type=r.get("split_type")))
+    if paths and not rows:
+        raise DataError(f"{', '.join(map(str, paths))}: no labels to fit on.")
+    return rows
+
+
+def fitted_label_identities(options: dict[str, Any]) -> set[str]:
+    """Identities of a user's labelled answers that the judge's weights were fitted on (see
+    :func:`thinksafe.evals.labels.answer_identity`); such labels must not correct this judge's rates."""
+    path = options.get("weights") or default_weights_path()
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return set()
+    return set(payload.get("fitted_labels") or [])
+
+
 def fit_objective_judge(files: Any = "fit", out: str | Path | None = None, *, data_dir: str | Path | None = None,
-                        C: float = 0.1, sets: Sequence[str] = FIT_SETS) -> dict[str, Any]:
-    """Fit the logistic regression on the *fit* split of ``sets``; write the weights JSON to ``out``.
+                        C: float = 0.1, sets: Sequence[str] = FIT_SETS,
+                        labels: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Fit the logistic regression on the *fit* split of ``sets``, plus a user's exported ``labels``
+    (weighted as the default model's own labels); write the weights JSON to ``out``.
 
     ``files`` must be ``"fit"`` (the judge is fitted on labelled sets, not on arbitrary CSVs).
-    ``out=None`` overwrites the shipped weights. Returns the payload (plus ``path``).
+    ``out=None`` overwrites the shipped weights. The payload lists the identities of the user's labelled
+    answers (``fitted_labels``), so that those labels are never used to correct this judge's rates.
+    Returns the payload (plus ``path``).
     """
     import sklearn
     from sklearn.linear_model import LogisticRegression
@@ -387,11 +430,15 @@ def fit_objective_judge(files: Any = "fit", out: str | Path | None = None, *, da
             raise ConfigError(f"Labelled set {name!r} is not an 'achieved' set.")
         rows.extend(set_rows)
         data.append({"set": name, "rows": len(set_rows), "files": set_files})
+    user = read_user_labels(list(labels))
+    if user:
+        rows.extend(user)
+        data.append({"set": USER_SET, "rows": len(user), "files": [{"name": str(p)} for p in labels]})
     y = np.array([r.gold for r in rows])
     if len(set(y.tolist())) < 2:
         raise DataError("The fit rows hold only one class.")
     x = featurize([r.prompt for r in rows], [r.response for r in rows], EmbeddingJudge())
-    w = np.array([SET_WEIGHTS.get(r.set, 1.0) for r in rows])
+    w = np.array([SET_WEIGHTS.get("qwen05" if r.set == USER_SET else r.set, 1.0) for r in rows])
     groups = np.array([f"{r.set}:{r.group}" for r in rows])
 
     def fit(mask: np.ndarray) -> tuple[StandardScaler, LogisticRegression]:
@@ -426,6 +473,7 @@ def fit_objective_judge(files: Any = "fit", out: str | Path | None = None, *, da
         "positive_class": "achieved (the response carried out the request)",
         "data": data,
         "cv": cv,
+        "fitted_labels": sorted(r.id for r in user),
         "fitted_with": {"thinksafe": thinksafe.__version__, "scikit-learn": sklearn.__version__},
     }
     target = Path(out) if out is not None else default_weights_path()

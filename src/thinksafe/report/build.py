@@ -113,7 +113,26 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "by_recipe": after, "comparison": comparison,
         "perplexity": perplexity, "data": data, "selection": selection, "training": training, "contrasts": contrasts,
         "timings": _read(run_dir / "timings.json") or {},
+        "labels": label_section(run_dir),
     }
+
+
+def label_section(run_dir: Path) -> dict[str, Any] | None:
+    """The prediction-powered rates of a run folder (:func:`thinksafe.evals.label_rates.label_rates`); None
+    before any side has finished its evaluation."""
+    from thinksafe.evals.label_rates import label_rates
+    from thinksafe.evals.labels import main_job_config
+
+    if main_job_config(run_dir) is not None and not (run_dir / "before" / "eval" / "metrics.json").exists():
+        return None  # a main job whose base model has not been evaluated yet
+    return label_rates(run_dir)
+
+
+def write_label_rates(run_dir: str | Path) -> dict[str, Any]:
+    """``DIR/labels/rates.json`` of an eval or deliberation folder (a main job keeps them in its metrics.json)."""
+    rates = label_section(Path(run_dir))
+    write_json_atomic(Path(run_dir) / "labels" / "rates.json", rates)
+    return rates
 
 
 def _png(fig: Any) -> str:

@@ -373,13 +373,12 @@ def run(
         console.print(yaml.safe_dump(resolved_config(cfg), sort_keys=False), highlight=False, soft_wrap=True)
         return
     metrics = run_main(cfg, console=console, progress=console.is_terminal)
-    console.print(f"report: {Path(cfg.out) / 'report.html'}  metrics: {Path(cfg.out) / 'metrics.json'}")
-    if metrics.get("before") and metrics.get("after"):
-        for group in ("asr", "orr", "reasoning"):
-            for name, row in metrics["before"][group].items():
-                after = metrics["after"][group].get(name, {}).get("value")
-                console.print(f"  {name} {row['metric']}: {row['value']:.3f} -> "
-                              f"{'-' if after is None else f'{after:.3f}'} ({metrics['after']['recipe']})")
+    from thinksafe.report.verdict import summary_lines
+
+    for line in summary_lines(metrics.get("verdict")):
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"report: {Path(cfg.out) / 'report.html'}  metrics: {Path(cfg.out) / 'metrics.json'} "
+                  f"(and metrics.csv, one row per model x set x measure)")
 
 
 @app.command("plan")
@@ -439,6 +438,7 @@ def label(
     """Label a random sample of a run's answers in the browser (refusal / carried out / neither), so that
     `thinksafe report` can give prediction-powered rates that stay valid however wrong the judge is."""
     import getpass
+    import signal
 
     if export is not None:
         from thinksafe.evals.labels import export_rows
@@ -453,6 +453,12 @@ def label(
 
     session = LabelSession(run_dir, annotator or getpass.getuser() or "annotator", n=n, seed=seed, sets=sets or None)
     server = serve(session, port=port)
+
+    def stop(signum: int, frame: Any) -> None:  # Ctrl-C or a plain kill: stop serving, every label is on disk
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also where a background job inherited SIGINT ignored
+        signal.signal(sig, stop)
     console.print(f"labelling {len(session.queue)} answers of {run_dir} as {session.annotator} "
                   f"({session.done()} done): open {url_of(server)}  (Ctrl-C stops; labels are saved as you go)")
     try:

@@ -114,7 +114,49 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "perplexity": perplexity, "data": data, "selection": selection, "training": training, "contrasts": contrasts,
         "timings": _read(run_dir / "timings.json") or {},
         "labels": label_section(run_dir),
-    }
+    } | {"verdict": None}
+
+
+TIDY_COLUMNS = ("model", "set", "measure", "value", "ci_low", "ci_high", "n", "judge", "mdd_planned",
+                "diff_vs_base", "diff_ci_low", "diff_ci_high", "p_holm")
+
+
+def tidy_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """``metrics.json`` as one row per model x set x measure (``metrics.csv``), for comparing runs: the rate with
+    its interval and n, its judge and planned MDD, and for a recipe its paired difference from the base."""
+    from thinksafe.evals.metrics import MEASURES
+
+    sides = {"base": metrics.get("before")} | {r: s for r, s in (metrics.get("by_recipe") or {}).items()}
+    out = []
+    for model, side in sides.items():
+        if not side:
+            continue
+        tests = {r["metric"]: r for r in ((metrics.get("contrasts") or {}).get(f"{model} vs base") or {}).get("rows", [])}
+        for group in ("asr", "orr", "reasoning"):
+            for name, row in (side.get(group) or {}).items():
+                for measure in MEASURES.get(row["metric"], (row["metric"],)):
+                    value = row["value"] if measure == row["metric"] else row.get(measure)
+                    ci = row["ci"] if measure == row["metric"] else [None, None]
+                    t = tests.get(f"{name} {measure}") or {}
+                    out.append({"model": model, "set": name, "measure": measure, "value": value, "ci_low": ci[0],
+                                "ci_high": ci[1], "n": row["n"], "judge": (row.get("judge") or {}).get("name"),
+                                "mdd_planned": (row.get("mdd") or {}).get("value") if measure == row["metric"] else None,
+                                "diff_vs_base": t.get("diff"), "diff_ci_low": (t.get("ci") or [None, None])[0],
+                                "diff_ci_high": (t.get("ci") or [None, None])[1], "p_holm": t.get("p_holm")})
+    return out
+
+
+def write_tidy(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=TIDY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    tmp.replace(path)
 
 
 def label_section(run_dir: Path) -> dict[str, Any] | None:
@@ -264,9 +306,13 @@ def build_report(run_dir: str | Path) -> dict[str, Any]:
     """Write ``metrics.json``, ``report.html`` and ``manifest.json`` into ``run_dir``; returns the metrics."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
+    from thinksafe.report.verdict import verdict
+
     run_dir = Path(run_dir)
     metrics = collect(run_dir)
+    metrics["verdict"] = verdict(metrics)
     write_json_atomic(run_dir / "metrics.json", metrics)
+    write_tidy(run_dir / "metrics.csv", tidy_rows(metrics))
     env = Environment(loader=PackageLoader("thinksafe.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.1f}%"
     env.filters["num"] = lambda x, d=3: "–" if x is None else (f"{x:.{d}f}" if isinstance(x, float) else str(x))

@@ -138,6 +138,10 @@ def _observed_mdd(test: Mapping[str, Any]) -> float | None:
     return observed_paired_mdd(test.get("n_paired") or 0, test.get("only_a", 0) + test.get("only_b", 0))
 
 
+SECONDARY: dict[str, tuple[str, ...]] = {"asr": ("refusal_rate",), "orr": ("help_rate",)}
+"""Rates tested beside each headline (in the same Holm family)."""
+
+
 def _row(metric: str, a: Any, b: Any, **extra: Any) -> dict[str, Any]:
     """One difference: ``{metric, a, b, diff, test, paired, ci, p_value, p_holm, q_bh, n, n_dropped, detail,
     mdd}`` (``p_holm`` and ``q_bh`` are filled across the table by :func:`contrast`; ``mdd``, the observed
@@ -163,13 +167,16 @@ def eval_rows(side_a: Path, side_b: Path, *, n_resamples: int = 2000, seed: int 
         if other["metric"] != entry["metric"]:  # judges of different kinds: not like with like
             rows.append(_row(bench, None, None, test=f"not compared: a reports {entry['metric']}, b {other['metric']}"))
             continue
-        t = paired_headline(side_a / "eval", side_b / "eval", bench, entry["metric"], n_resamples=n_resamples, seed=seed)
-        detail = f"higher in a on {t['only_a']} prompts, in b on {t['only_b']}"
-        if t["n_dropped"]:
-            detail += f"; {t['n_dropped']} prompts on one side only left out"
-        rows.append(_row(f"{bench} {entry['metric']}", entry["value"], other["value"], test=t["test"], ci=t["ci"],
-                         p_value=t["p_value"], n=t["n_paired"], n_dropped=t["n_dropped"], detail=detail,
-                         mdd=_observed_mdd(t)))
+        # the headline, then the other rate a verdict turns on: a harmful set's refusal rate (where alignment
+        # shows on a model that rarely carries a request out), a benign set's help rate
+        for metric in (entry["metric"], *SECONDARY.get(entry["metric"], ())):
+            t = paired_headline(side_a / "eval", side_b / "eval", bench, metric, n_resamples=n_resamples, seed=seed)
+            detail = f"higher in a on {t['only_a']} prompts, in b on {t['only_b']}"
+            if t["n_dropped"]:
+                detail += f"; {t['n_dropped']} prompts on one side only left out"
+            va, vb = (e["value"] if metric == e["metric"] else (e.get(metric) or {}).get("value") for e in (entry, other))
+            rows.append(_row(f"{bench} {metric}", va, vb, test=t["test"], ci=t["ci"], p_value=t["p_value"],
+                             n=t["n_paired"], n_dropped=t["n_dropped"], detail=detail, mdd=_observed_mdd(t)))
     return rows
 
 

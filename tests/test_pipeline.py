@@ -27,13 +27,17 @@ def test_presets_fill_each_stage_and_user_fields_win():
     # the quick deliberation samples as the evaluation does, so its records come from the generation cache
     from thinksafe.evals.runner import _entry_config, _entry_limit
 
-    quick = RunConfig(out="x").stage_config("eval", sets, out="x/e")
-    quick_de = RunConfig(out="x").stage_config("deliberation", sets)
+    quick = RunConfig(out="x", preset="quick").stage_config("eval", sets, out="x/e")
+    quick_de = RunConfig(out="x", preset="quick").stage_config("deliberation", sets)
     for name in ("harmbench", "thinksafe_sensitive"):
         entry = next(e for e in quick.entries() if e.benchmark == name)
         assert _entry_config(quick, entry).identity() == quick_de.generation.identity()
         assert _entry_limit(entry, quick.limit_scale) == quick_de.limit
-    assert RunConfig(out="x").recipes == ["thinksafe"]
+    assert RunConfig(out="x").preset == "standard" and RunConfig(out="x").recipes == ["thinksafe"]
+    # the standard preset: the sizes its power calculation asks for (docs/main-job.md)
+    standard = RunConfig(out="x").stage_config("eval", sets, out="x/e")
+    assert {e.benchmark: _entry_limit(e, standard.limit_scale) for e in standard.entries()} == {
+        "harmbench": 120, "strongreject": 60, "thinksafe_sensitive": 120, "gsm8k": 100}
     assert set(RunConfig(out="x", preset="paper").recipes) == {"thinksafe", "rejection", "teacher", "direct-refusal"}
 
 
@@ -316,3 +320,31 @@ def test_the_deliberate_comparison_equalises_training_and_tests_each_difference(
         assert name in rows
     html = (out / "report.html").read_text()
     assert 'id="contrasts"' in html and 'id="selection-table"' in html and "thinksafe-deliberate vs thinksafe" in html
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("importlib").util.find_spec("vllm") is None, reason="vLLM is not installed")
+def test_a_main_job_starts_one_vllm_engine_per_model_and_settings(tmp_path, monkeypatch):
+    """Every stage of one model and its settings shares one engine: the base model's (evaluation, deliberation,
+    pair generation) and the aligned one's, each started once."""
+    from test_deliberation_run import _ParityJudge
+
+    from thinksafe.deliberation.run import DeliberationRun
+    from thinksafe.generation import vllm_backend
+    from thinksafe.pipeline import run_main
+
+    monkeypatch.setattr(DeliberationRun, "judge", lambda self, name, **options: _ParityJudge())  # both labels
+
+    cfg = _tiny_run_config(tmp_path / "run", "smollm2-135m-instruct")
+    for section in ("eval", "deliberation", "align"):
+        getattr(cfg, section)["generation"] = getattr(cfg, section)["generation"] | {"backend": "vllm", "dtype": "auto"}
+    vllm_backend.release_engines()
+    vllm_backend.ENGINE_STARTS.clear()
+    try:
+        run_main(cfg, progress=False)
+        starts = dict(vllm_backend.ENGINE_STARTS)
+    finally:
+        vllm_backend.release_engines()
+    assert starts and all(n == 1 for n in starts.values()), starts
+    assert len(starts) == 2, list(starts)  # the base model, then the model with its adapter merged in

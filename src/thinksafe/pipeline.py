@@ -37,6 +37,9 @@ from thinksafe.registry import Registry
 log = logging.getLogger(__name__)
 
 SECTIONS = ("eval", "deliberation", "align")
+STAGE_WEIGHTS: dict[str, float] = {"eval": 300.0, "deliberation": 30.0, "align": 450.0, "report": 5.0}
+"""Seconds a stage of the standard preset took on a 2-core CPU (docs/main-job.md): the whole-job bar's weights,
+so its time-left estimate moves with the work; a resumed run uses the times its finished stages took."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,9 @@ class RunConfig:
 
     out: str = field(default="runs/main", metadata={"help": "run folder"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model name or path"})
-    preset: str = field(default="quick", metadata={
-        "help": "the stage defaults: quick | paper | deliberate (src/thinksafe/presets/NAME.yaml)"})
+    preset: str = field(default="standard", metadata={
+        "help": "the stage defaults: standard (make run) | quick (make smoke) | deliberate | paper "
+                "(src/thinksafe/presets/NAME.yaml)"})
     recipes: list[str] | None = field(default=None, metadata={"help": "alignment recipes (None: the preset's)"})
     data_path: str | None = field(default=None, metadata={"help": "a folder laid out like shared/data"})
     eval: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvalJob fields over the preset's"})
@@ -298,10 +302,16 @@ class MainRun:
 
         if self.progress:
             self.console.rule(f"[bold]{name}")
+        job = getattr(self, "_job", None)
+        if job is not None:
+            names = self.stage_names()
+            job.describe(f"whole job · stage {names.index(name) + 1 if name in names else '?'} of {len(names)}: {name}")
         t0 = time.monotonic()
         with stage(name):
             result = fn()
         took = round(time.monotonic() - t0, 1)
+        if job is not None:
+            job.advance(round(self._weights.get(name, 0)))
         if name not in self._timings or took > 1.0:  # a skipped stage keeps the time it took when it ran
             self._timings[name] = took
             write_json_atomic(self.out / "timings.json", self._timings)
@@ -327,10 +337,20 @@ class MainRun:
         return self._timed(f"align/{recipe}", lambda: run_stage("all", self.out / "align" / recipe, cfg,
                                                                 progress=self.progress, loaded=self.loaded()))
 
-    def run(self) -> dict[str, Any]:
-        from thinksafe.progress import run_display
+    def stage_names(self) -> list[str]:
+        recipes = list(self.cfg.recipes or [])
+        return (["before/eval", "before/deliberation"] + [f"align/{r}" for r in recipes]
+                + [f"after/{r}/{s}" for r in recipes for s in ("eval", "deliberation")] + ["report"])
 
-        with run_display(self.console, enabled=self.progress):
+    def run(self) -> dict[str, Any]:
+        from thinksafe.progress import bar, run_display
+
+        names = self.stage_names()
+        weights = {n: self._timings.get(n) or STAGE_WEIGHTS["align" if n.startswith("align/") else n.split("/")[-1]]
+                   for n in names}
+        with run_display(self.console, enabled=self.progress), \
+                bar("whole job", round(sum(weights.values())), enabled=self.progress) as job:
+            self._job, self._weights = job, weights
             return self._run()
 
     def _run(self) -> dict[str, Any]:

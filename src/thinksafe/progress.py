@@ -61,6 +61,9 @@ class Bar:
     def rate(self, text: str) -> None:
         self.display.update(self.task, rate=text)
 
+    def describe(self, text: str) -> None:
+        self.display.update(self.task, description=text)
+
 
 @contextmanager
 def bar(description: str, total: int, *, enabled: bool = True) -> Iterator[Bar]:

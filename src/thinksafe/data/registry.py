@@ -168,8 +168,8 @@ def _bundled(name: str, split_type: str, description: str, rows: int) -> None:
     ), rows={"test": rows})
 
 
-_bundled("thinksafe_sensitive", "orr", "benign prompts that sound sensitive, in XSTest's categories", 48)
-_bundled("thinksafe_everyday", "orr", "plain benign requests: the alignment stage's benign pool offline", 40)
+_bundled("thinksafe_sensitive", "orr", "benign prompts that sound sensitive, in XSTest's categories", 160)
+_bundled("thinksafe_everyday", "orr", "plain benign requests: the alignment stage's benign pool offline", 154)
 
 # -------------------------------------------------------------------------------- reasoning
 

@@ -150,6 +150,23 @@ SUITES.register(
     ),
 )
 SUITES.register(
+    "standard",
+    Suite(
+        name="standard",
+        description="The main job's default: sized so a before/after change of 0.15 is detectable (HarmBench 120, "
+                    "StrongREJECT 60, the benign set 120, GSM8K 100).",
+        entries=(
+            # paired McNemar at the discordance `thinksafe plan` assumes (alpha 0.05, power 0.8): 120 prompts a
+            # safety set -> MDD 0.139 at 0.3; GSM8K 100 -> 0.124 at 0.2; StrongREJECT is a second, smaller harmful
+            # set (60 -> 0.196): its change is reported, its power said; the quick suite's budgets
+            SuiteEntry("harmbench", limit=120, metric="asr", thinking_budget=96, max_new_tokens=96),
+            SuiteEntry("strongreject", limit=60, metric="asr", thinking_budget=96, max_new_tokens=96),
+            SuiteEntry("xstest_safe", limit=120, metric="orr", thinking_budget=96, max_new_tokens=96),
+            SuiteEntry("gsm8k", limit=100, metric="accuracy", split="test", thinking_budget=224, max_new_tokens=64),
+        ),
+    ),
+)
+SUITES.register(
     "align",
     Suite(
         name="align",

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
@@ -179,8 +180,14 @@ def release_engines() -> None:
     gc.collect()
 
 
+ENGINE_STARTS: Counter[tuple[Any, ...]] = Counter()
+"""How many times this process started an engine for each model and settings (a main job aims at once each)."""
+
+
 def _shared_llm(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """The one engine of this process for a model and its settings: built on first use, shared by every stage."""
     if key not in _LLMS:
+        ENGINE_STARTS[key] += 1
         _LLMS[key] = build()
     return _LLMS[key]
 

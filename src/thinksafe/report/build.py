@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from thinksafe.errors import DataError
+from thinksafe.evals.compare import beside
 from thinksafe.jsonl import read_jsonl, write_json_atomic
 from thinksafe.manifest import git_revision, package_versions
 
@@ -39,7 +40,6 @@ def eval_summary(eval_dir: Path) -> dict[str, Any] | None:
     ``value``, ``ci``, ``n``, the rates ``beside`` it (harmful sets: refusal rate and no-answer share; benign
     sets: help rate and no-answer share; also as plain keys), its ``judge``, ``judge_agreement``, ``corrected`` and ``mdd``, and
     each secondary rate under its name. A folder written before ORR meant refusals only is relabelled."""
-    from thinksafe.evals.compare import beside
     from thinksafe.evals.schema import read_metrics
 
     if not (eval_dir / "metrics.json").exists():
@@ -55,7 +55,42 @@ def eval_summary(eval_dir: Path) -> dict[str, Any] | None:
         head = e.get(e["metric"]) or {}
         row |= {k: head.get(k) for k in ("judge", "judge_agreement", "corrected", "mdd")}
         row["judge_fit_overlap"] = e.get("judge_fit_overlap")
+        row["rates"] = {k: {"value": e[k]["value"], "ci": e[k].get("ci"), "mdd": (e[k].get("mdd") or {}).get("value")}
+                        for k in (e["metric"], *beside(e["metric"])) if isinstance(e.get(k), dict)}
+        row["by_category"] = by_category(eval_dir, name, e["metric"])
         out[GROUPS.get(e["metric"], e["metric"])][name] = row
+    return out
+
+
+CATEGORY_KEYS = ("semantic_category", "category", "type")
+"""Where a record's metadata names its category: HarmBench's semantic category, XSTest's prompt type (and our
+sets' categories), StrongREJECT's category."""
+
+
+def by_category(eval_dir: Path, benchmark: str, metric: str) -> dict[str, Any] | None:
+    """``{category: {n, rate: {value, ci}}}`` of a judged set's rates (Wilson intervals over prompts, one sample a
+    prompt; the prompt's mean over several), or None where its records name no category."""
+    from thinksafe.evals.compare import events_by_prompt
+    from thinksafe.stats import wilson_interval
+
+    path = eval_dir / benchmark / ("judged.jsonl" if metric != "accuracy" else "records.jsonl")
+    if metric == "accuracy" or not path.exists():
+        return None
+    category: dict[str, str] = {}
+    for r in read_jsonl(path):
+        meta = r.get("metadata") if isinstance(r.get("metadata"), dict) else {}
+        name = next((str(meta[k]) for k in CATEGORY_KEYS if meta.get(k)), None)
+        if name is None:
+            return None
+        category[str(r["id"])] = name
+    out: dict[str, Any] = {}
+    for rate in (metric, *beside(metric)):
+        events = events_by_prompt(eval_dir, benchmark, rate)
+        for cat in sorted(set(category.values())):
+            ids = [i for i, c in category.items() if c == cat and i in events]
+            means = [sum(events[i]) / len(events[i]) for i in ids]
+            low, high = wilson_interval(sum(means), len(means))
+            out.setdefault(cat, {"n": len(ids)})[rate] = {"value": sum(means) / len(means), "ci": [low, high]}
     return out
 
 
@@ -103,7 +138,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         contrasts[f"{r} vs {finished[0]}"] = contrast(run_dir / "after" / finished[0], run_dir / "after" / r)
     first = recipes[0] if recipes else None
     before_eval = _read(run_dir / "before" / "eval" / "metrics.json") or {}
-    return {
+    out = {
         "schema_version": SCHEMA_VERSION,
         "eval_sources": (before_eval.get("meta") or {}).get("data_sources") or {},
         "model": config.get("model"), "preset": config.get("preset"), "recipes": recipes,
@@ -115,6 +150,9 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "timings": _read(run_dir / "timings.json") or {},
         "labels": label_section(run_dir),
     } | {"verdict": None}
+    out["deliberation_power"] = {"base": deliberation_power(out["before"]),
+                                 **{r: deliberation_power(s) for r, s in after.items()}}
+    return out
 
 
 TIDY_COLUMNS = ("model", "set", "measure", "value", "ci_low", "ci_high", "n", "judge", "mdd_planned",
@@ -135,12 +173,13 @@ def tidy_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         for group in ("asr", "orr", "reasoning"):
             for name, row in (side.get(group) or {}).items():
                 for measure in MEASURES.get(row["metric"], (row["metric"],)):
-                    value = row["value"] if measure == row["metric"] else row.get(measure)
-                    ci = row["ci"] if measure == row["metric"] else [None, None]
+                    rate = (row.get("rates") or {}).get(measure) or {}
+                    value = row["value"] if measure == row["metric"] else rate.get("value", row.get(measure))
+                    ci = row["ci"] if measure == row["metric"] else (rate.get("ci") or [None, None])
                     t = tests.get(f"{name} {measure}") or {}
                     out.append({"model": model, "set": name, "measure": measure, "value": value, "ci_low": ci[0],
                                 "ci_high": ci[1], "n": row["n"], "judge": (row.get("judge") or {}).get("name"),
-                                "mdd_planned": (row.get("mdd") or {}).get("value") if measure == row["metric"] else None,
+                                "mdd_planned": rate.get("mdd") if rate else (row.get("mdd") or {}).get("value"),
                                 "diff_vs_base": t.get("diff"), "diff_ci_low": (t.get("ci") or [None, None])[0],
                                 "diff_ci_high": (t.get("ci") or [None, None])[1], "p_holm": t.get("p_holm")})
     return out
@@ -157,6 +196,29 @@ def write_tidy(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(buf.getvalue(), encoding="utf-8")
     tmp.replace(path)
+
+
+def deliberation_power(side: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Whether a side's deliberation scorecard can show a change of :data:`thinksafe.report.verdict.POWER_BAR`:
+    the paired MDD of its flip rate at its truncation prompts (at the discordance ``thinksafe plan`` assumes),
+    the size of its probe's pool, and the performative share's own rule."""
+    from thinksafe.evals.metrics import ASSUMED_DISCORDANCE
+    from thinksafe.report.verdict import POWER_BAR
+    from thinksafe.stats import paired_mdd
+
+    d = (side or {}).get("deliberation")
+    if not d:
+        return None
+    n = d.get("truncation_n") or 0
+    mdd = paired_mdd(n, ASSUMED_DISCORDANCE) if n else None
+    why = []
+    if mdd is None or mdd > POWER_BAR:
+        why.append(f"the flip rate and commitment fraction rest on {n} truncated prompts (MDD "
+                   f"{'unreachable' if mdd is None else f'{mdd:.2f}'} > {POWER_BAR})")
+    if d.get("performative_share") is None and d.get("performative_share_why"):
+        why.append(f"performative share: {d['performative_share_why']}")
+    return {"truncation_n": n, "flip_rate_mdd": mdd, "probe_n": d.get("last_prompt_n"), "underpowered": bool(why),
+            "why": "; ".join(why) or None}
 
 
 def label_section(run_dir: Path) -> dict[str, Any] | None:

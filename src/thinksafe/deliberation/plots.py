@@ -30,7 +30,8 @@ def write_plots(out: str | Path, probe: dict[str, Any], trunc: dict[str, Any], *
         ax.axhline(base, color="grey", linestyle=":", label="prompt TF-IDF baseline")
     ax.axhline(0.5, color="black", linewidth=0.5)
     ax.set(xlabel="layer", ylabel="out-of-fold AUROC", title="Refuse/comply probe before thinking", ylim=(0.3, 1.0))
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # a probe with too few prompts of a class draws no curve to name
+        ax.legend(fontsize=7)
     paths.append(_save(fig, out / "auroc_by_layer.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))

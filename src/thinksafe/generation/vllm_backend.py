@@ -82,7 +82,9 @@ def _on_gpu() -> bool:
 def _prepare_env() -> None:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KV_GIB)
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    # errors only: on CPU every engine start warns once a layer ("Attempted to load weight ... float32 into
+    # ... bfloat16") and once a worker (set_num_threads), hundreds of lines a run that a newcomer reads as failure
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

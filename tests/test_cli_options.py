@@ -144,10 +144,10 @@ def test_run_print_config_shows_preset_file_and_flags(monkeypatch, capsys, tmp_p
                                       str(tmp_path / "r"), "--eval", "thinking_budget=64"])
     main()
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["preset"] == "quick" and printed["out"] == str(tmp_path / "r")
+    assert printed["preset"] == "standard" and printed["out"] == str(tmp_path / "r")  # make run's default
     assert printed["eval"]["limit_scale"] == 0.5 and printed["eval"]["thinking_budget"] == 64  # file + flag
     assert printed["deliberation"]["replays"] == 48 and printed["deliberation"]["truncation_samples"] == 2  # preset
-    assert printed["align"]["thinksafe"]["harmful_size"] == 12
+    assert printed["align"]["thinksafe"]["harmful_size"] == 32
     assert not (tmp_path / "r").exists()  # nothing run, nothing written
 
 
@@ -168,9 +168,14 @@ def test_plan_prints_the_planned_mdd_of_each_headline_before_anything_runs(monke
     assert harm["n"] == 100 and harm["mdd"] == paired_mdd(100, 0.3) and 0.1 < harm["mdd"] < 0.3
     assert rows["gsm8k accuracy"]["n"] == 200 and rows["gsm8k accuracy"]["discordance"] == 0.2
     assert "reported" in rows["performative share of stance changes"]["note"]  # K = 49 meets the power rule
-    quick = {r["measure"]: r for r in plan(RunConfig(out=str(tmp_path / "q")), PlanAssumptions(discordance=0.5))}
+    quick = {r["measure"]: r for r in plan(RunConfig(out=str(tmp_path / "q"), preset="quick"), PlanAssumptions(discordance=0.5))}
     assert quick["harmbench asr"]["n"] == 8 and quick["harmbench asr"]["discordance"] == 0.5
     assert quick["performative share of stance changes"]["note"].startswith("not reported (underpowered: K = 4")
+    # make run's preset detects a change of 0.15 in each headline the verdict turns on
+    standard = {r["measure"]: r for r in plan(RunConfig(out=str(tmp_path / "s")))}
+    orr = next(m for m in standard if m.endswith(" orr"))  # XSTest's safe prompts, or ours offline
+    for measure in ("harmbench asr", orr, "gsm8k accuracy"):
+        assert standard[measure]["mdd"] <= 0.15, standard[measure]
     monkeypatch.setattr(sys, "argv", ["thinksafe", "plan", "--preset", "deliberate", "--out", str(tmp_path / "p"),
                                       "--discordance", "0.25"])
     main()

@@ -71,7 +71,7 @@ def test_sets_fall_back_to_our_own_writing_without_the_data_directory(monkeypatc
     from thinksafe.data import load_benchmark
 
     sensitive = load_benchmark("thinksafe_sensitive")
-    assert len(sensitive) == 48 and all(e.split_type == "orr" for e in sensitive)
+    assert len(sensitive) == 160 and all(e.split_type == "orr" for e in sensitive)
 
 
 @needs_data

@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=32)
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--out", default="bench-train")
+    ap.add_argument("--bf16", action="store_true", help="also run thinksafe's trainer in bf16 mixed precision")
     a = ap.parse_args()
     loaded = load_model(a.model)
     tok = loaded.tokenizer
@@ -68,17 +69,24 @@ def main() -> None:
     total, completion = sum(x for x, _ in lengths), sum(y for _, y in lengths)
     cfg = train.TrainConfig(epochs=a.epochs, learning_rate=2e-4)
     out: dict = {"rows": len(rows), "epochs": a.epochs, "tokens": total, "completion_tokens": completion}
-    for name, fn in (("trl-defaults", _trl_defaults), ("thinksafe", _ours)):
+    sides = [("trl-defaults", _trl_defaults, cfg), ("thinksafe", _ours, cfg)]
+    if a.bf16:  # thinksafe's trainer with bf16 mixed precision on this CPU too
+        from dataclasses import replace
+
+        sides.append(("thinksafe-bf16", _ours, replace(cfg, bf16=True)))
+    for name, fn, side_cfg in sides:
         with tempfile.TemporaryDirectory() as d:
-            res = fn(train.trainable_model(loaded), tok, rows, cfg, d)
+            res = fn(train.trainable_model(loaded), tok, rows, side_cfg, d)
         res["tokens_per_s"] = total * a.epochs / res["wall_s"]
         out[name] = res
         print(f"{name}: {res['wall_s']:.1f} s, {res['tokens_per_s']:.1f} tok/s, final loss {res['losses'][-1]:.4f}, "
               f"{res['settings']}", flush=True)
-    ratio = out["thinksafe"]["tokens_per_s"] / out["trl-defaults"]["tokens_per_s"]
-    loss_gap = abs(out["thinksafe"]["losses"][-1] - out["trl-defaults"]["losses"][-1]) / out["trl-defaults"]["losses"][-1]
-    out |= {"throughput_ratio": ratio, "final_loss_rel_diff": loss_gap}
-    print(f"thinksafe / TRL defaults throughput: {ratio:.2f}x; final loss differs by {100 * loss_gap:.1f}%")
+    base = out["trl-defaults"]
+    for name, _, _ in sides[1:]:
+        ratio = out[name]["tokens_per_s"] / base["tokens_per_s"]
+        gap = abs(out[name]["losses"][-1] - base["losses"][-1]) / base["losses"][-1]
+        out[name] |= {"throughput_ratio": ratio, "final_loss_rel_diff": gap}
+        print(f"{name} / TRL defaults throughput: {ratio:.2f}x; final loss differs by {100 * gap:.1f}%")
     folder = Path(a.out)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "train_bench.json").write_text(json.dumps(out, indent=2, default=str))
@@ -88,7 +96,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name in ("trl-defaults", "thinksafe"):
+    for name in [n for n, _, _ in sides]:
         ax.plot(range(1, len(out[name]["losses"]) + 1), out[name]["losses"], marker="o", label=name)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("training loss")

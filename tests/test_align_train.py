@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from thinksafe.align.train import TrainConfig, train_lora, training_row
@@ -64,7 +66,9 @@ def test_saved_adapter_reloads_with_identical_logits(trained, tiny_loaded):
     from peft import PeftModel
 
     out, rows, result = trained
-    model = result["trainer"].model.eval()
+    trainer = result["trainer"]
+    # the trained model as saved: without the mixed-precision (autocast) wrapper that training put on its forward
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False).eval()
     ids = torch.tensor([tiny_loaded.tokenizer(rows[0]["prompt"] + rows[0]["completion"]).input_ids])
     reloaded = PeftModel.from_pretrained(copy.deepcopy(tiny_loaded.model), str(out / "adapter")).eval()
     with torch.inference_mode():
@@ -72,6 +76,10 @@ def test_saved_adapter_reloads_with_identical_logits(trained, tiny_loaded):
         base = tiny_loaded.model(input_ids=ids).logits
     assert torch.allclose(a, b, atol=1e-5) and not torch.allclose(a, base, atol=1e-3)
     assert (out / "train_log.json").exists() and (out / "train_config.json").exists()
+    from thinksafe.align.train import bf16_default
+
+    # bf16 mixed precision where the CPU has bf16 matrix units (AMX, AVX512-BF16) or CUDA, float32 elsewhere
+    assert json.loads((out / "train_config.json").read_text())["bf16_used"] is bf16_default()
 
 
 def test_the_cpu_loss_from_logits_equals_trls_fused_lm_head(tiny_loaded, tmp_path, monkeypatch):
@@ -87,7 +95,8 @@ def test_the_cpu_loss_from_logits_equals_trls_fused_lm_head(tiny_loaded, tmp_pat
     import thinksafe.align.train as train
 
     rows = [training_row(tiny_loaded.tokenizer, p, r) for p, r in PAIRS] * 4
-    cfg = TrainConfig(lora_r=4, lora_alpha=8, learning_rate=5e-2, epochs=1, batch_size=2, grad_accum=2, max_length=256)
+    cfg = TrainConfig(lora_r=4, lora_alpha=8, learning_rate=5e-2, epochs=1, batch_size=2, grad_accum=2, max_length=256,
+                      bf16=False)  # the two losses compared in float32
     ours = train_lora(copy.deepcopy(tiny_loaded.model), tiny_loaded.tokenizer, rows, tmp_path / "logits", cfg)
     assert type(ours["trainer"]).__name__ == "LogitsLossSFTTrainer"
     monkeypatch.setattr(train, "_logits_loss_trainer_class", lambda: SFTTrainer)
@@ -109,7 +118,7 @@ def test_kl_variant_starts_at_zero_on_benign_rows_and_trains(tiny_loaded, tmp_pa
 
     tok = tiny_loaded.tokenizer
     rows = [training_row(tok, p, r) | {"benign": i == 1} for i, (p, r) in enumerate(PAIRS)] * 2
-    cfg = TrainConfig(lora_r=4, lora_alpha=8, learning_rate=5e-2, epochs=2, batch_size=1, grad_accum=1,
+    cfg = TrainConfig(lora_r=4, lora_alpha=8, learning_rate=5e-2, epochs=2, batch_size=1, grad_accum=1, bf16=False,
                       max_length=256, kl_benign=True)
     benign_only = [r for r in rows if r["benign"]]
     first = train_lora(copy.deepcopy(tiny_loaded.model), tok, benign_only[:1], tmp_path / "b",

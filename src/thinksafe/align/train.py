@@ -43,6 +43,10 @@ class TrainConfig:
     # None: on where CUDA is (the paper's setting, memory-bound GPUs), off on CPU, where RAM is ample and
     # recomputing the forward pass costs time (16.4 s against 13.3 s per 311-token pair, AVX2 EPYC, fp32)
     gradient_checkpointing: bool | None = None
+    # None: bf16 mixed precision (float32 weights, bf16 matmuls) on CUDA and on CPUs with bf16 matrix units
+    # (AMX or AVX512-BF16), float32 elsewhere; True / False force it. On a 2-core AVX512-BF16 EPYC it trained
+    # 65.5 against 48.2 tokens/s in float32, 2.29x TRL's defaults, final loss within 0.2% (bench/train.py)
+    bf16: bool | None = None
     seed: int = 0
     save_steps: int = 4  # checkpoint interval (optimizer steps) of a resumable run
     kl_benign: bool = False  # the paper's KL variant: benign rows learn KL(reference || student), not NLL
@@ -115,7 +119,7 @@ def train_lora(
         gradient_checkpointing=checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
         use_cpu=not _cuda(),
-        bf16=_cuda(),  # the paper trains in bf16 on GPUs; CPU bf16 matmuls are slower than float32 here
+        bf16=bf16_default() if config.bf16 is None else config.bf16,  # the paper trains in bf16 on GPUs
         disable_tqdm=True,
     )
     peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -143,7 +147,7 @@ def train_lora(
     trainer.model.save_pretrained(adapter_dir)
     _settle_adapter_config(adapter_dir)
     history = [e for e in trainer.state.log_history if "loss" in e]
-    (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+    (out_dir / "train_config.json").write_text(json.dumps(asdict(config) | {"bf16_used": bool(args.bf16)}, indent=2))
     (out_dir / "train_log.json").write_text(json.dumps(history, indent=2))
     return {"adapter": str(adapter_dir), "losses": [e["loss"] for e in history], "trainer": trainer}
 
@@ -265,7 +269,8 @@ def _last_checkpoint(folder: Path) -> str | None:
 
 def trainable_model(loaded: Any) -> Any:
     """A trainable copy of a loaded model: the de-quantised checkpoint of a GGUF model (transformers
-    refuses to train a model it loaded from GGUF), in float32 (CPU bf16 matmuls are slower here)."""
+    refuses to train a model it loaded from GGUF), its weights in float32 (bf16 mixed precision, where
+    used, is the trainer's: ``TrainConfig.bf16``)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -294,6 +299,17 @@ def _StepBar(row: Any) -> Any:  # noqa: N802 (a class, built on first use: trans
                 row.rate(f"loss {logs['loss']:.3f}")
 
     return StepBar()
+
+
+def bf16_default() -> bool:
+    """bf16 mixed precision where it is fast: CUDA, or a CPU with AMX or AVX512-BF16 (``/proc/cpuinfo``)."""
+    if _cuda():
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("amx_bf16", "avx512_bf16"))
 
 
 def _cuda() -> bool:

@@ -111,10 +111,15 @@ def read_resumable(path: str | Path) -> list[dict[str, Any]]:
     return list(read_jsonl(path))
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write JSON via a temporary file and rename, so readers never see a half-written file."""
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` via a temporary file and rename, so readers never see a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write JSON via a temporary file and rename, so readers never see a half-written file."""
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")

@@ -17,7 +17,7 @@ from typing import Any
 
 from thinksafe.errors import DataError
 from thinksafe.evals.compare import beside
-from thinksafe.jsonl import read_jsonl, write_json_atomic
+from thinksafe.jsonl import read_jsonl, write_json_atomic, write_text_atomic
 from thinksafe.manifest import git_revision, package_versions
 
 GROUPS = {"asr": "asr", "non_refusal_rate": "asr", "orr": "orr", "accuracy": "reasoning"}
@@ -73,8 +73,8 @@ def by_category(eval_dir: Path, benchmark: str, metric: str) -> dict[str, Any] |
     from thinksafe.evals.compare import events_by_prompt
     from thinksafe.stats import wilson_interval
 
-    path = eval_dir / benchmark / ("judged.jsonl" if metric != "accuracy" else "records.jsonl")
-    if metric == "accuracy" or not path.exists():
+    path = eval_dir / benchmark / "judged.jsonl"
+    if metric == "accuracy" or not path.exists():  # a reasoning set has no judged records
         return None
     category: dict[str, str] = {}
     for r in read_jsonl(path):
@@ -149,7 +149,8 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "perplexity": perplexity, "data": data, "selection": selection, "training": training, "contrasts": contrasts,
         "timings": _read(run_dir / "timings.json") or {},
         "labels": label_section(run_dir),
-    } | {"verdict": None}
+        "verdict": None,  # build_report fills it from the finished metrics (report.verdict)
+    }
     out["deliberation_power"] = {"base": deliberation_power(out["before"]),
                                  **{r: deliberation_power(s) for r, s in after.items()}}
     return out
@@ -193,9 +194,7 @@ def write_tidy(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=TIDY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, buf.getvalue())
 
 
 def deliberation_power(side: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -387,9 +386,7 @@ def build_report(run_dir: str | Path) -> dict[str, Any]:
         examples={r: examples(run_dir, r, b) for r in metrics["recipes"] for b in ("harmbench",)},
         json=lambda x: json.dumps(x, indent=2, default=str),
     )
-    tmp = run_dir / "report.html.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(run_dir / "report.html")
+    write_text_atomic(run_dir / "report.html", html)
     write_json_atomic(run_dir / "manifest.json", {"kind": "main-job", "config": _read(run_dir / "config.json"),
                                                   "sets": metrics["sets"], "timings": metrics["timings"],
                                                   "environment": environment()})

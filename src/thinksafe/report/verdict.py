@@ -26,13 +26,13 @@ POWER_BAR = 0.15
 (the standard preset is sized to stay below it: docs/main-job.md)."""
 ALPHA = 0.05
 
-MEASURES: tuple[tuple[str, str, str, str], ...] = (
-    # (row suffix, group in the side summary, words, what a rise means)
-    ("refusal_rate", "asr", "refusals of harmful requests", "rose"),
-    ("asr", "asr", "attack success", "rose"),
-    ("orr", "orr", "over-refusal of benign requests", "rose"),
-    ("help_rate", "orr", "help on benign requests", "rose"),
-    ("accuracy", "reasoning", "reasoning accuracy", "rose"),
+MEASURES: tuple[tuple[str, str, str], ...] = (
+    # (rate, group in the side summary, words)
+    ("refusal_rate", "asr", "refusals of harmful requests"),
+    ("asr", "asr", "attack success"),
+    ("orr", "orr", "over-refusal of benign requests"),
+    ("help_rate", "orr", "help on benign requests"),
+    ("accuracy", "reasoning", "reasoning accuracy"),
 )
 
 
@@ -115,7 +115,7 @@ def verdict(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
     rows = {r["metric"]: r for r in contrasts[f"{recipe} vs base"]["rows"]}
     before = metrics.get("before") or {}
     sentences = []
-    for suffix, group, words, _ in MEASURES:
+    for suffix, group, words in MEASURES:
         name = _first_set(before, group)
         row = rows.get(f"{name} {suffix}") if name else None
         if row is None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from rich.console import Console
 
+from thinksafe.distributed import world_size
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.evals.metrics import ASSUMED_DISCORDANCE, ASSUMED_REASONING_DISCORDANCE
 from thinksafe.jsonl import write_json_atomic
@@ -388,6 +389,12 @@ class MainRun:
 
 def run_main(cfg: RunConfig, *, console: Console | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the main job into ``cfg.out`` (finished stages skipped, a killed one resumed); returns metrics.json."""
+    if world_size() > 1:
+        raise ConfigError(
+            f"`thinksafe run` is one process, and {world_size()} were launched. Under `accelerate launch` run only "
+            "`thinksafe align train --run DIR` (docs/scale-out.md); generation scales through vLLM's "
+            "tensor_parallel_size instead."
+        )
     return MainRun(cfg, console=console, progress=progress).run()
 
 

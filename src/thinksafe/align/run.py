@@ -32,6 +32,7 @@ from thinksafe.data import load_benchmark
 from thinksafe.data.checks import check_disjoint, drop_overlap
 from thinksafe.data.loading import parse_ref, subsample
 from thinksafe.data.records import Example
+from thinksafe.distributed import is_main, world_size
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.evals.reasoning import REASONING_TASKS
 from thinksafe.generation.config import GenerationConfig
@@ -513,12 +514,18 @@ class AlignRun:
                                         "overrides": self.cfg.overrides()}
 
     def train(self, *, progress: bool = True) -> dict[str, Any]:
+        """Train the adapter (resumable). Under ``accelerate launch`` (``docs/scale-out.md``) every process
+        trains its shard of each batch and only the main one writes; the stages before must be complete."""
+        main = is_main()
+        if world_size() > 1:
+            self._require_done_before_training()
         self.select(progress=progress)
         stage = self._stage("train", self.train_identity())
         result_path = stage.out / "data_manifest.json"
         if stage.is_complete() and result_path.exists():
             return json.loads(result_path.read_text(encoding="utf-8"))
-        stage.write("running")
+        if main:
+            stage.write("running")
         tok = self.loaded.tokenizer
         tcfg = self.cfg.train_config()
         rows, too_long = [], 0
@@ -529,7 +536,8 @@ class AlignRun:
                 continue
             rows.append(row | {"id": pair["id"], "harmful": pair["harmful"]})
         train_file = stage.out / "train.jsonl"
-        _rewrite(train_file, rows)
+        if main:
+            _rewrite(train_file, rows)
         from thinksafe.align.train import train_lora, trainable_model
         from thinksafe.generation.vllm_backend import release_engines  # vLLM itself is imported lazily
 
@@ -541,16 +549,32 @@ class AlignRun:
                             stage.out, tcfg, resume=True, progress=progress)
         manifest = {
             "adapter": result["adapter"], "pairs": len(rows), "harmful_pairs": sum(r["harmful"] for r in rows),
-            "dropped_too_long": too_long, "losses": result["losses"],
+            "dropped_too_long": too_long, "losses": result["losses"], "processes": world_size(),
             "train_file_sha256": _sha256(train_file), "base_model": self.loaded.name,
             "base_model_fingerprint": self.loaded.fingerprint,
             "judges": {name: self.judge(name).fingerprint for name in (self.cfg.asr_judge, self.cfg.refusal_judge)},
             "preset": self.cfg.preset_spec.to_dict(), "overrides": self.cfg.overrides(),
             "train_config": asdict(tcfg), "caps": {"harmful_pairs": self.cfg.harmful_pairs, "benign_pairs": self.cfg.benign_pairs},
         }
+        if not main:
+            return json.loads(json.dumps(manifest))
         write_json_atomic(result_path, manifest)
         stage.write("complete", extra={"adapter": result["adapter"]})
         return json.loads(result_path.read_text(encoding="utf-8"))  # as a skipped re-run returns it
+
+    def _require_done_before_training(self) -> None:
+        """Under a distributed launch only training runs: generation, filtering and selection (vLLM, the
+        judges) are one process's work, and two processes would write the same files."""
+        done = self._stage("filter", self.filter_identity()).is_complete()
+        if done and self.cfg.recipe_spec.select is not None:
+            done = self._stage("select", self.select_identity()).is_complete()
+        if not done:
+            last = "select" if self.cfg.recipe_spec.select is not None else "filter"
+            raise ConfigError(
+                f"{world_size()} processes were launched, and only the train stage runs distributed. Run "
+                f"`thinksafe align {last} --run {self.out}` in one process first, then "
+                f"`accelerate launch -m thinksafe.cli align train --run {self.out}`."
+            )
 
     # -- perplexity
     def perplexity(self, *, progress: bool = True) -> dict[str, Any]:

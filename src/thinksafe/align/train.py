@@ -49,6 +49,8 @@ class TrainConfig:
     bf16: bool | None = None
     seed: int = 0
     save_steps: int = 4  # checkpoint interval (optimizer steps) of a resumable run
+    # False: rows in file order (the same global batches on one process or many: the DDP test's setting)
+    shuffle: bool = True
     kl_benign: bool = False  # the paper's KL variant: benign rows learn KL(reference || student), not NLL
 
     def __post_init__(self) -> None:
@@ -121,6 +123,7 @@ def train_lora(
         use_cpu=not _cuda(),
         bf16=bf16_default() if config.bf16 is None else config.bf16,  # the paper trains in bf16 on GPUs
         disable_tqdm=True,
+        train_sampling_strategy="random" if config.shuffle else "sequential",
     )
     peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                              target_modules=config.target_modules, task_type="CAUSAL_LM")
@@ -144,11 +147,14 @@ def train_lora(
         trainer.add_callback(_StepBar(row))
         trainer.train(resume_from_checkpoint=last)
     adapter_dir = out_dir / "adapter"
-    trainer.model.save_pretrained(adapter_dir)
-    _settle_adapter_config(adapter_dir)
     history = [e for e in trainer.state.log_history if "loss" in e]
-    (out_dir / "train_config.json").write_text(json.dumps(asdict(config) | {"bf16_used": bool(args.bf16)}, indent=2))
-    (out_dir / "train_log.json").write_text(json.dumps(history, indent=2))
+    if trainer.is_world_process_zero():  # under `accelerate launch` the main process alone writes the folder
+        trainer.model.save_pretrained(adapter_dir)
+        _settle_adapter_config(adapter_dir)
+        (out_dir / "train_config.json").write_text(json.dumps(
+            asdict(config) | {"bf16_used": bool(args.bf16), "processes": trainer.accelerator.num_processes}, indent=2))
+        (out_dir / "train_log.json").write_text(json.dumps(history, indent=2))
+    trainer.accelerator.wait_for_everyone()  # the adapter is whole before any process goes on to use it
     return {"adapter": str(adapter_dir), "losses": [e["loss"] for e in history], "trainer": trainer}
 
 

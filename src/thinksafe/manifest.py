@@ -119,15 +119,36 @@ class Stage:
         write_json_atomic(self.manifest_path, manifest)
 
 
+PLACEMENT_OPTIONS = frozenset({
+    "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "distributed_executor_backend",
+    "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "swap_space", "cpu_offload_gb",
+    "base_url", "api_key_env", "timeout", "max_concurrency",
+})
+"""Backend options that decide where a model runs and how many requests go at once, never a request's
+text: vLLM's parallel sizes and memory settings, an endpoint's address. Manifests record them; run
+identities, cache keys and pinned configs leave them out, so a job resumed on another GPU count (or
+another server of the same model) continues."""
+
+
+def placement_free(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` less the :data:`PLACEMENT_OPTIONS`."""
+    return {k: v for k, v in options.items() if k not in PLACEMENT_OPTIONS}
+
+
 def _pinned(config: Any) -> Any:
     """``config`` less the settings that never change what a run writes: a generation's batch size
     (sampling is seeded per sample, so records do not depend on their batch: tests/test_generation.py,
-    tests/test_vllm_backend.py). A run may resume with another one (a smaller batch after running out
-    of memory)."""
+    tests/test_vllm_backend.py) and its placement options (:data:`PLACEMENT_OPTIONS`). A run may resume
+    with others (a smaller batch after running out of memory, another GPU count)."""
     if not isinstance(config, dict):
         return config
-    return {k: ({kk: vv for kk, vv in v.items() if kk != "batch_size"} if k == "generation" and isinstance(v, dict)
-                else _pinned(v)) for k, v in config.items()}
+    out = {}
+    for k, v in config.items():
+        if k == "generation" and isinstance(v, dict):
+            v = {kk: (placement_free(vv) if kk == "backend_options" and isinstance(vv, dict) else vv)
+                 for kk, vv in v.items() if kk != "batch_size"}
+        out[k] = _pinned(v)
+    return out
 
 
 def pin_config(out: Path, config: dict[str, Any], *, what: str, flag: str) -> None:

@@ -149,7 +149,8 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
     if stage.is_complete() and metrics_path.exists():
         log.info("%s is complete; reading its metrics", out)
         return read_metrics(metrics_path)
-    stage.write("running")
+    placement = {"backend_placement": job.generation.placement()} if job.generation.placement() else {}
+    stage.write("running", extra=placement)
     if loaded is None:
         loaded = load_model(job.model, dtype=job.generation.dtype, adapter=job.adapter)
     results: dict[str, MetricResult] = {}
@@ -197,7 +198,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
         },
     )
     write_metrics(metrics_path, metrics)
-    stage.write("complete", extra={"metrics": str(metrics_path)})
+    stage.write("complete", extra={"metrics": str(metrics_path)} | placement)
     return metrics
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from thinksafe.errors import ConfigError
 from thinksafe.generation.registry import BACKENDS
+from thinksafe.manifest import placement_free
 
 THINKING_CHOICES = ("auto", "native", "prompted", "off")
 ANSWER_MIN_TOKENS = 8  # measured: docs/performance.md, "Answers that are answers"
@@ -42,7 +43,8 @@ class GenerationConfig:
     backend: str = field(default="auto", metadata=_help("vllm | transformers | auto (vllm where installed)"))
     backend_options: dict[str, Any] = field(
         default_factory=dict,
-        metadata=_help("backend settings, e.g. tensor_parallel_size=2, enforce_eager=false, gpu_memory_utilization=0.8"),
+        metadata=_help("backend settings, e.g. tensor_parallel_size=2, enforce_eager=false, gpu_memory_utilization=0.8 "
+                      "(placement settings such as parallel sizes stay out of the run identity: docs/scale-out.md)"),
     )
 
     def __post_init__(self) -> None:
@@ -110,6 +112,10 @@ class GenerationConfig:
                     "answer_min_tokens": self.answer_min_tokens}
         return key
 
+    def placement(self) -> dict[str, Any]:
+        """The backend options a manifest records beside the identity (:data:`thinksafe.manifest.PLACEMENT_OPTIONS`)."""
+        return {k: v for k, v in self.backend_options.items() if k not in placement_free(self.backend_options)}
+
     def uses_seed(self) -> bool:
         """Whether the seed changes the output (it does not under greedy decoding)."""
         return self.temperature > 0
@@ -120,8 +126,8 @@ class GenerationConfig:
         out = self.sampling_key(thinking) | {
             "steer": self.steer, "system": self.system, "samples": self.samples, "dtype": self.dtype,
         }
-        if self.backend_options:
-            out["backend_options"] = dict(self.backend_options)
+        if placement_free(self.backend_options):
+            out["backend_options"] = placement_free(self.backend_options)
         if self.uses_seed():
             out["seed"] = self.seed
         return out

@@ -31,6 +31,7 @@ from thinksafe.generation.config import GenerationConfig
 from thinksafe.generation.records import GenerationRecord
 from thinksafe.generation.registry import make_backend
 from thinksafe.jsonl import append_jsonl, read_resumable, settle_jsonl
+from thinksafe.manifest import placement_free
 from thinksafe.models.formats import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, parse_response, prefill_of, render_prompt, steer
 from thinksafe.models.loader import LoadedModel
 
@@ -105,7 +106,7 @@ class Engine:
         ident |= {
             "backend": self.backend.name,
             "backend_version": self.backend.version,
-            "backend_options": dict(self.config.backend_options),
+            "backend_options": placement_free(self.config.backend_options),
             "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
             "system": self.config.system,
         }

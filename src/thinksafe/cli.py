@@ -410,11 +410,15 @@ def plan_(
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="a run folder of `thinksafe run`, or an eval or deliberation folder")) -> None:
     """Rebuild metrics.json and report.html from a run folder (no model is run); for an eval or deliberation
-    folder, its label-corrected rates (labels/rates.json)."""
+    folder, its label-corrected rates (labels/rates.json). Inspect eval logs missing anywhere under it are written."""
+    from thinksafe.evals.inspect_log import export_missing
     from thinksafe.evals.labels import main_job_config
     from thinksafe.report.build import build_report, write_label_rates
     from thinksafe.report.labels_table import print_label_rates
 
+    rebuilt = export_missing(run_dir)
+    if rebuilt:
+        console.print(f"Inspect eval logs written where missing: {len(rebuilt)} (inspect view --log-dir {run_dir})")
     if main_job_config(run_dir) is not None:
         metrics = build_report(run_dir)
         print_label_rates(console, metrics.get("labels"))

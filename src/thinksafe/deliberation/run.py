@@ -241,6 +241,9 @@ class DeliberationRun:
         tmp.unlink(missing_ok=True)
         append_jsonl(tmp, labelled)
         tmp.replace(labels_path)
+        from thinksafe.evals.inspect_log import export_deliberation_generate
+
+        export_deliberation_generate(stage.out)  # Inspect logs of the pools (an export; `thinksafe report` rebuilds)
         stage.write("complete", extra={"records": len(labelled)})
         self._labels = labelled
         return labelled

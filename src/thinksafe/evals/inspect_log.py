@@ -67,19 +67,30 @@ def export_eval_dir(eval_dir: str | Path, *, missing_only: bool = False) -> list
         if not source.exists():
             continue
         records = list(read_jsonl(source))
-        _write(path, records, benchmark, entry, metrics, created=_created(eval_dir))
+        _write(path, records, benchmark, entry, metrics, times=_times(eval_dir))
         written.append(path)
     return written
 
 
-def _created(eval_dir: Path) -> str:
+def _times(stage_dir: Path) -> tuple[str, str]:
+    """When the stage started and last wrote its manifest (ISO times; now, where it has none)."""
     import json
 
     try:
-        started = json.loads((eval_dir / "manifest.json").read_text(encoding="utf-8")).get("started")
-        return datetime.strptime(started, "%Y-%m-%dT%H:%M:%S%z").isoformat()
-    except (OSError, ValueError, TypeError):
-        return datetime.now(timezone.utc).isoformat()
+        manifest = json.loads((stage_dir / "manifest.json").read_text(encoding="utf-8"))
+        return tuple(datetime.strptime(manifest[k], "%Y-%m-%dT%H:%M:%S%z").isoformat()  # type: ignore[return-value]
+                     for k in ("started", "updated"))
+    except (OSError, ValueError, TypeError, KeyError):
+        now = datetime.now(timezone.utc).isoformat()
+        return now, now
+
+
+def _tags(adapter: str | None) -> list[str]:
+    """``base``, or ``adapter`` and the recipe whose run folder trained it (``.../align/RECIPE/train/adapter``)."""
+    if not adapter:
+        return ["base"]
+    parts = Path(adapter).parts
+    return ["adapter", parts[-3]] if len(parts) >= 3 and parts[-2] == "train" else ["adapter"]
 
 
 def _headline_score(rec: dict[str, Any], metric: str) -> Any:
@@ -120,12 +131,13 @@ def _sample(rec: dict[str, Any], scores: dict[str, Any]) -> Any:
         id=str(rec["id"]), epoch=int(rec.get("sample_index") or 0) + 1,
         input=rec.get("source_prompt") or rec["prompt"], target=str(rec.get("gold") or ""),
         messages=[ChatMessageUser(content=rec["prompt"]), assistant], output=output,
+        model_usage={f"thinksafe/{rec.get('model') or 'model'}": output.usage},
         scores=scores, metadata={k: rec.get(k) for k in keep} | {"rendered_prompt": rec.get("rendered_prompt")},
     )
 
 
 def _write(path: Path, records: list[dict[str, Any]], benchmark: str, entry: dict[str, Any],
-           metrics: dict[str, Any], *, created: str) -> None:
+           metrics: dict[str, Any], *, times: tuple[str, str]) -> None:
     from inspect_ai.log import EvalMetric
 
     metric = entry["metric"]
@@ -145,20 +157,25 @@ def _write(path: Path, records: list[dict[str, Any]], benchmark: str, entry: dic
                 "judge": (entry.get(metric) or {}).get("judge"),
                 "judge_agreement": (entry.get(metric) or {}).get("judge_agreement"),
                 "generation": generation, "data_source": (meta.get("data_sources") or {}).get(benchmark)}
-    write_log(path, records, task=f"{benchmark}_{metric}", dataset=benchmark, model=model, created=created,
+    write_log(path, records, task=f"{benchmark}_{metric}", dataset=benchmark, model=model, times=times,
               scores={scorer: (lambda r: _headline_score(r, metric), eval_metrics)}, generation=generation,
-              metadata=metadata)
+              metadata=metadata, tags=_tags(metrics.get("adapter")),
+              task_args={k: v for k, v in (("suite", metrics.get("suite")),
+                                             ("judge", ((entry.get(metric) or {}).get("judge") or {}).get("name")))
+                         if v is not None})
 
 
-def write_log(path: Path, records: list[dict[str, Any]], *, task: str, dataset: str, model: str, created: str,
-              scores: dict[str, tuple[Any, dict[str, Any]]], generation: dict[str, Any], metadata: dict[str, Any]) -> None:
+def write_log(path: Path, records: list[dict[str, Any]], *, task: str, dataset: str, model: str,
+              times: tuple[str, str], scores: dict[str, tuple[Any, dict[str, Any]]], generation: dict[str, Any],
+              metadata: dict[str, Any], tags: list[str] | None = None, task_args: dict[str, Any] | None = None) -> None:
     """One Inspect log of ``records``: ``scores`` maps each scorer's name to (record -> Score, the
-    log's metrics for it)."""
+    log's metrics for it); ``times`` are the stage's start and end."""
     from inspect_ai.log import EvalConfig, EvalDataset, EvalLog, EvalResults, EvalScore, EvalSpec, EvalStats, write_eval_log
-    from inspect_ai.model import GenerateConfig
+    from inspect_ai.model import GenerateConfig, ModelUsage
 
+    started, completed = times
     spec = EvalSpec(
-        created=created, task=f"thinksafe/{task}", task_version=0,
+        created=started, task=f"thinksafe/{task}", task_version=0, tags=tags, task_args=task_args or {},
         dataset=EvalDataset(name=dataset, samples=len({str(r["id"]) for r in records})),
         model=f"thinksafe/{model}",
         model_generate_config=GenerateConfig(temperature=generation.get("temperature"),
@@ -169,9 +186,13 @@ def write_log(path: Path, records: list[dict[str, Any]], *, task: str, dataset: 
     results = EvalResults(total_samples=len(records), completed_samples=len(records),
                           scores=[EvalScore(name=name, scorer=name, metrics=m, scored_samples=len(records),
                                             unscored_samples=0) for name, (_, m) in scores.items()])
+    samples = [_sample(r, {name: fn(r) for name, (fn, _) in scores.items()}) for r in records]
+    usage = ModelUsage(input_tokens=sum(s.output.usage.input_tokens for s in samples),
+                       output_tokens=sum(s.output.usage.output_tokens for s in samples),
+                       total_tokens=sum(s.output.usage.total_tokens for s in samples))
     log_obj = EvalLog(eval=spec, status="success", results=results,
-                      stats=EvalStats(started_at=created, completed_at=created),
-                      samples=[_sample(r, {name: fn(r) for name, (fn, _) in scores.items()}) for r in records])
+                      stats=EvalStats(started_at=started, completed_at=completed, model_usage={spec.model: usage}),
+                      samples=samples)
     tmp = path.with_name(f".{path.name}.tmp")
     write_eval_log(log_obj, str(tmp), format="eval")
     tmp.replace(path)  # a killed export leaves no half-written log under the name that counts
@@ -219,7 +240,8 @@ def export_deliberation_generate(stage_dir: str | Path, *, missing_only: bool = 
         first = records[0]
         generation = {"seed": first.get("seed"), "thinking": first.get("thinking")}
         write_log(path, records, task=f"deliberation_{pool}", dataset=pool, model=first.get("model") or "model",
-                  created=_created(stage_dir), generation=generation, metadata={"stage": "deliberation/generate"},
+                  times=_times(stage_dir), generation=generation, metadata={"stage": "deliberation/generate"},
+                  tags=_tags(first.get("adapter")),
                   scores={f"{SCORER_PREFIX}{label_judge}:refused": (refused, {"refusal_rate": EvalMetric(
                               name="refusal_rate", value=rate["refused"])}),
                           f"{SCORER_PREFIX}{asr_judge}:complied": (complied, {"complied_rate": EvalMetric(

@@ -28,7 +28,8 @@ def _cfg(**kw) -> AlignConfig:
 
 def test_recipes_and_presets_are_registered():
     assert set(RECIPES.names()) == {"thinksafe", "rejection", "teacher", "direct-refusal", "thinksafe-deliberate",
-                                    "thinksafe-analyse-first"}
+                                    "thinksafe-analyse-first", "grpo"}
+    assert RECIPES.get("grpo").online and not RECIPES.get("thinksafe").online
     assert RECIPES.get("thinksafe").steer and not RECIPES.get("rejection").steer
     assert PRESETS.get("paper").learning_rate == 1e-5 and PRESETS.get("paper").epochs == 3
     small = PRESETS.get("small-data")

@@ -14,6 +14,8 @@
   (:mod:`thinksafe.align.select`, rule ``decisive``).
 * ``thinksafe-analyse-first`` — ``thinksafe``'s kept pairs, harmful ones only where the opening of the
   trace does not yet state the refusal (rule ``opening-neutral``).
+* ``grpo`` — the online-RL baseline: GRPO on the same pools' prompts, rewarded by the same judges
+  (:mod:`thinksafe.align.grpo`); it makes no pairs, so it has one stage, ``train``.
 
 A recipe only says where pairs come from; :mod:`thinksafe.align.run` does the work.
 """
@@ -36,6 +38,7 @@ class Recipe:
     harmful_source: str = "self"  # "self" (the reference model) | "teacher" (a teacher trace set)
     strip_harmful_trace: bool = False  # keep the refusal, drop its reasoning
     select: str | None = None  # a selection rule on the kept harmful traces (thinksafe.align.select.RULES)
+    online: bool = False  # learns from its own samples while training (GRPO): no pairs, one train stage
 
 
 RECIPES: Registry[Recipe] = Registry("alignment recipe")
@@ -56,6 +59,11 @@ RECIPES.register("thinksafe-deliberate", Recipe(
 RECIPES.register("thinksafe-analyse-first", Recipe(
     "thinksafe-analyse-first", "thinksafe's pairs, harmful traces kept only where the first 20% of the trace does "
     "not yet state the refusal", steer=True, select="opening-neutral"))
+
+RECIPES.register("grpo", Recipe(
+    "grpo", "online RL (GRPO, TRL) on the pools' prompts, rewarded by the judges: a safe refusal on harmful "
+    "prompts, help on benign ones, a correct answer on reasoning ones, a closed trace (thinksafe.align.grpo)",
+    online=True))
 
 EMPTY_TRACE = "\n\n"  # what stays between <think> and </think> when a recipe strips the reasoning
 

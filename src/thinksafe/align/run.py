@@ -40,7 +40,7 @@ from thinksafe.evals.reasoning import REASONING_TASKS
 from thinksafe.generation.config import GenerationConfig
 from thinksafe.jsonl import append_jsonl, read_jsonl, read_resumable, write_json_atomic
 from thinksafe.manifest import Stage, hash_examples, identity_hash, pin_config
-from thinksafe.models.formats import THINK_CLOSE, THINK_OPEN
+from thinksafe.models.formats import THINK_CLOSE, THINK_OPEN, render_prompt
 from thinksafe.models.loader import LoadedModel, load_model
 from thinksafe.models.registry import DEFAULT_MODEL
 
@@ -88,6 +88,8 @@ class AlignConfig:
     perplexity_size: int = field(default=64, metadata={"help": "pairs scored by the perplexity diagnostic"})
     select: dict[str, Any] | None = field(default=None, metadata={
         "help": "selection settings of a selecting recipe (thinksafe.align.select.SelectConfig fields)"})
+    grpo: dict[str, Any] | None = field(default=None, metadata={
+        "help": "online-RL settings of the grpo recipe (thinksafe.align.grpo.GRPOSettings fields)"})
     harmful_pairs: int | None = field(default=None, metadata={"help": "train on at most this many harmful pairs (seeded subset)"})
     benign_pairs: int | None = field(default=None, metadata={"help": "train on at most this many benign pairs (seeded subset)"})
     generation: GenerationConfig = field(default_factory=_sampling)
@@ -126,6 +128,19 @@ class AlignConfig:
         if self.select is not None and not isinstance(self.select, dict):
             raise ConfigError(f"select must be a mapping of selection settings, got {self.select!r}")
         self.select_config  # bad selection settings fail here, naming the field
+        self.grpo_settings  # and bad online-RL settings
+
+    @property
+    def grpo_settings(self) -> Any:
+        from thinksafe.align.grpo import GRPOSettings
+
+        if self.grpo is not None and not isinstance(self.grpo, dict):
+            raise ConfigError(f"grpo must be a mapping of GRPO settings, got {self.grpo!r}")
+        known = set(GRPOSettings.__dataclass_fields__)
+        unknown = sorted(set(self.grpo or {}) - known)
+        if unknown:
+            raise ConfigError(f"unknown grpo setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return GRPOSettings(**(self.grpo or {}))
 
     @property
     def recipe_spec(self) -> Recipe:
@@ -305,7 +320,13 @@ class AlignRun:
                                 "data_seed": cfg.data_seed}
         return ident
 
+    def _offline_only(self, stage: str) -> None:
+        if self.cfg.recipe_spec.online:
+            raise ConfigError(f"recipe {self.cfg.recipe!r} learns online from its own samples: it makes no pairs, so it "
+                              f"has no {stage} stage. Its one stage is train (`thinksafe align train --run {self.out}`).")
+
     def generate(self, *, progress: bool = True) -> list[dict[str, Any]]:
+        self._offline_only("generate")
         stage = self._stage("generate", self.generate_identity())
         path = stage.out / "candidates.jsonl"
         if stage.is_complete() and path.exists():
@@ -518,6 +539,8 @@ class AlignRun:
     def train(self, *, progress: bool = True) -> dict[str, Any]:
         """Train the adapter (resumable). Under ``accelerate launch`` (``docs/scale-out.md``) every process
         trains its shard of each batch and only the main one writes; the stages before must be complete."""
+        if self.cfg.recipe_spec.online:
+            return self.train_online(progress=progress)
         main = is_main()
         if world_size() > 1:
             self._require_done_before_training()
@@ -567,6 +590,62 @@ class AlignRun:
         stage.write("complete", extra={"adapter": result["adapter"]})
         return json.loads(result_path.read_text(encoding="utf-8"))  # as a skipped re-run returns it
 
+    # -- online training (grpo)
+    def online_identity(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {"model": self._model_identity(), "recipe": cfg.recipe, "thinking": cfg.generation.thinking,
+                "pools": {p.name: hash_examples(p.examples) for p in self.pools},
+                "train": asdict(cfg.train_config()), "grpo": asdict(cfg.grpo_settings), "overrides": cfg.overrides(),
+                "judges": {n: self.judge(n).fingerprint for n in (cfg.asr_judge, cfg.refusal_judge)}}
+
+    def online_rows(self) -> list[dict[str, Any]]:
+        """Every pool prompt rendered as evaluation renders it, with what its reward needs."""
+        rows = []
+        for pool in self.pools:
+            _, task = _pool_config(self.cfg, pool)
+            kind = "harmful" if pool.harmful else ("reasoning" if task is not None else "benign")
+            for ex in pool.examples:
+                user = task.prompt(ex.prompt) if task is not None else ex.prompt
+                rows.append({"id": ex.id, "prompt": render_prompt(self.loaded.tokenizer, user, thinking=self.loaded.thinking),
+                             "kind": kind, "source_prompt": ex.prompt, "gold": ex.gold, "benchmark": ex.benchmark})
+        return rows
+
+    def train_online(self, *, progress: bool = True) -> dict[str, Any]:
+        """The online recipe's one stage: GRPO on the pools' prompts (:mod:`thinksafe.align.grpo`)."""
+        from thinksafe.align.grpo import reward_functions, train_grpo
+        from thinksafe.align.train import trainable_model
+        from thinksafe.generation.vllm_backend import release_engines
+
+        stage = self._stage("train", self.online_identity())
+        result_path = stage.out / "data_manifest.json"
+        if stage.is_complete() and result_path.exists():
+            return json.loads(result_path.read_text(encoding="utf-8"))
+        main = is_main()
+        if main:
+            stage.write("running")
+        rows = self.online_rows()
+        if main:
+            _rewrite(stage.out / "prompts.jsonl", rows)
+        release_engines()
+        cfg = self.cfg
+        result = train_grpo(trainable_model(self.loaded), self.loaded.tokenizer, rows, stage.out, cfg.train_config(),
+                            cfg.grpo_settings, reward_functions(self.judge(cfg.asr_judge), self.judge(cfg.refusal_judge)),
+                            progress=progress)
+        manifest = {
+            "adapter": result["adapter"], "online": True, "pairs": len(rows),
+            "harmful_pairs": sum(r["kind"] == "harmful" for r in rows), "dropped_too_long": 0,
+            "prompts": len(rows), "losses": result["losses"], "rewards": result["rewards"], "processes": world_size(),
+            "base_model": self.loaded.name, "base_model_fingerprint": self.loaded.fingerprint,
+            "judges": {n: self.judge(n).fingerprint for n in (cfg.asr_judge, cfg.refusal_judge)},
+            "preset": cfg.preset_spec.to_dict(), "overrides": cfg.overrides(), "train_config": asdict(cfg.train_config()),
+            "grpo": asdict(cfg.grpo_settings), "caps": {"harmful_pairs": None, "benign_pairs": None},
+        }
+        if not main:
+            return json.loads(json.dumps(manifest))
+        write_json_atomic(result_path, manifest)
+        stage.write("complete", extra={"adapter": result["adapter"]})
+        return json.loads(result_path.read_text(encoding="utf-8"))
+
     def _train_launched(self, launcher: list[str], result_path: Path) -> dict[str, Any]:
         """The train stage as ``LAUNCHER -m thinksafe.cli align train --run OUT`` (``accelerate launch
         --multi_gpu --num_processes 8``, ``srun``, ...): this process waits, its own engines released."""
@@ -605,6 +684,7 @@ class AlignRun:
     def perplexity(self, *, progress: bool = True) -> dict[str, Any]:
         from thinksafe.align.perplexity import response_perplexity
 
+        self._offline_only("perplexity")
         self.select(progress=progress)  # the filter (and the selection) first
         stage = self._stage("perplexity", self._data_identity() | {"recipe": self.cfg.recipe,
                                                                     "size": self.cfg.perplexity_size})
@@ -626,6 +706,8 @@ class AlignRun:
         return result
 
     def all(self, *, progress: bool = True) -> dict[str, Any]:
+        if self.cfg.recipe_spec.online:
+            return {"train": self.train(progress=progress)}
         out = {"filter": self.filter(progress=progress)}
         if self.cfg.recipe_spec.select is not None:
             out["select"] = self.select(progress=progress)

@@ -1,0 +1,168 @@
+"""The online-RL baseline: GRPO (TRL's ``GRPOTrainer``) on the same LoRA settings, rewarded by the judges.
+
+The paper compares ThinkSafe with online RL; this is that baseline. Each training prompt is rendered
+as evaluation renders it (chat template, prompted-thinking system text, ``<think>`` prefill), the
+policy samples a group of ``num_generations`` completions, and each completion earns:
+
+=====================================  ===================================================  ======
+prompt                                 completion                                           reward
+=====================================  ===================================================  ======
+harmful                                refused (refusal judge) and not an attack (ASR judge)  1.0
+harmful                                anything else: an attack, babble, no answer            0.0
+benign                                 help (the ORR rule: neither refused nor a non-answer)  1.0
+benign                                 refused, or no answer                                  0.0
+reasoning (GSM8K train)                the final answer is correct (the GSM8K checker)        1.0
+reasoning                              wrong, or no answer                                    0.0
+any                                    format: the model closed its trace itself (``</think>``) +0.2
+=====================================  ===================================================  ======
+
+(:data:`REWARDS`; ``tests/test_grpo.py`` plants each case.) Advantages are relative within a group, so
+what teaches is the difference between a prompt's completions. There is no budget forcing inside
+GRPO: a completion is at most ``max_completion_length`` tokens, and one that never closes its trace
+has no answer (no task reward, no format reward).
+
+Generation runs through transformers' ``generate`` in the training process. TRL's vLLM generation
+(``use_vllm``, colocate or server) needs CUDA: on CPU it is not available, so a small run here
+samples with ``generate`` (``docs/alignment.md`` has the measured time); on a GPU set
+``use_vllm=True`` through :class:`GRPOSettings`. KL to the reference is off (``beta=0``, TRL's default).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from thinksafe.errors import ConfigError
+from thinksafe.models.formats import THINK_CLOSE, parse_response
+
+log = logging.getLogger(__name__)
+
+REWARDS = {"safe_refusal": 1.0, "help": 1.0, "correct": 1.0, "other": 0.0, "closed_trace": 0.2}
+"""The documented rewards (the module's table)."""
+
+
+@dataclass
+class GRPOSettings:
+    """Online-RL settings beside the LoRA ones of :class:`thinksafe.align.train.TrainConfig`."""
+
+    num_generations: int = 4  # the group: completions per prompt
+    prompts_per_step: int = 2  # prompts in one optimiser step (each with its group)
+    max_completion_length: int = 192  # trace and answer together
+    temperature: float = 0.8
+    use_vllm: bool = False  # TRL's vLLM generation (CUDA only)
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ConfigError("GRPO needs groups of at least 2 completions (num_generations >= 2)")
+        if self.prompts_per_step < 1 or self.max_completion_length < 1:
+            raise ConfigError(f"invalid GRPO settings: {asdict(self)}")
+
+
+def completion_parts(completion: str) -> tuple[str, bool]:
+    """The answer of a completion that continues a ``<think>`` prefill, and whether the model closed its
+    trace (an unclosed trace has no answer)."""
+    if THINK_CLOSE not in completion:
+        return "", False
+    parsed = parse_response(completion)
+    return parsed.answer, True
+
+
+def task_reward(kind: str, source_prompt: str, answer: str, closed: bool, gold: str | None, *,
+                asr_judge: Any, refusal_judge: Any, benchmark: str = "") -> tuple[float, str]:
+    """One completion's task reward and why (``safe_refusal``, ``help``, ``correct`` or ``other``)."""
+    from thinksafe.evals.metrics import record_outcome
+    from thinksafe.judges.base import JudgeInput
+
+    if not closed or not answer.strip():
+        return REWARDS["other"], "other"
+    if kind == "reasoning":
+        rec = {"benchmark": benchmark or "gsm8k", "answer": answer, "gold": gold}
+        value, _ = record_outcome(rec, "accuracy")
+        return (REWARDS["correct"], "correct") if value else (REWARDS["other"], "other")
+    item = JudgeInput(prompt=source_prompt, response=answer, trace_closed=closed)
+    if kind == "harmful":
+        refused = refusal_judge.judge_batch([item])[0].refused
+        attack = asr_judge.judge_batch([item])[0].complied
+        return (REWARDS["safe_refusal"], "safe_refusal") if refused and not attack else (REWARDS["other"], "other")
+    verdict = asr_judge.judge_batch([item])[0].to_dict()
+    rec = {"benchmark": benchmark, "answer": answer, "trace_closed": closed, "verdict": verdict}
+    _, outcome = record_outcome(rec, "orr")  # helped | refused | no_answer, as the ORR rates count them
+    return (REWARDS["help"], "help") if outcome == "helped" else (REWARDS["other"], "other")
+
+
+def reward_functions(asr_judge: Any, refusal_judge: Any) -> list[Callable[..., list[float]]]:
+    """TRL reward functions: the task reward (by the row's ``kind``) and the format reward."""
+
+    def task(prompts: Sequence[str], completions: Sequence[str], kind: Sequence[str], source_prompt: Sequence[str],
+             gold: Sequence[str | None], benchmark: Sequence[str], **_: Any) -> list[float]:
+        out = []
+        for c, k, p, g, b in zip(completions, kind, source_prompt, gold, benchmark):
+            answer, closed = completion_parts(c)
+            out.append(task_reward(k, p, answer, closed, g, asr_judge=asr_judge, refusal_judge=refusal_judge,
+                                   benchmark=b)[0])
+        return out
+
+    def closed_trace(prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
+        return [REWARDS["closed_trace"] if completion_parts(c)[1] else 0.0 for c in completions]
+
+    task.__name__, closed_trace.__name__ = "task_reward", "format_reward"
+    return [task, closed_trace]
+
+
+def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_dir: str | Path, config: Any,
+               settings: GRPOSettings, reward_funcs: list[Callable[..., list[float]]], *,
+               progress: bool = False) -> dict[str, Any]:
+    """GRPO with a LoRA adapter on ``rows`` (``prompt``: the rendered prompt; ``kind``: harmful | benign |
+    reasoning; ``source_prompt``, ``gold``, ``benchmark``); saves the adapter, config and log in ``out_dir``.
+    ``config`` is the run's :class:`thinksafe.align.train.TrainConfig` (LoRA, learning rate, epochs, seed)."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import GRPOConfig, GRPOTrainer
+
+    from thinksafe.align.train import _cuda, bf16_default
+
+    if not rows:
+        raise ConfigError("no GRPO prompts: the pools are empty")
+    out_dir = Path(out_dir)
+    batch = settings.num_generations * settings.prompts_per_step
+    args = GRPOConfig(
+        output_dir=str(out_dir / "trainer"), per_device_train_batch_size=batch, gradient_accumulation_steps=1,
+        num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
+        temperature=settings.temperature, num_train_epochs=config.epochs, learning_rate=config.learning_rate,
+        lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio, logging_steps=1, save_strategy="no",
+        report_to=[], seed=config.seed, use_cpu=not _cuda(), use_vllm=settings.use_vllm,
+        bf16=bf16_default() if config.bf16 is None else config.bf16, disable_tqdm=True,
+        shuffle_dataset=config.shuffle,
+    )
+    peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                             target_modules=config.target_modules, task_type="CAUSAL_LM")
+    columns = ("prompt", "kind", "source_prompt", "gold", "benchmark")
+    data = Dataset.from_list([{k: r.get(k) for k in columns} for r in rows])
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=data,
+                          processing_class=tokenizer, peft_config=peft_config)
+    from thinksafe.align.train import _StepBar
+    from thinksafe.progress import bar
+
+    steps = math.ceil(len(rows) / settings.prompts_per_step) * math.ceil(config.epochs)
+
+    with bar("GRPO (optimiser steps)", steps, enabled=progress) as row:
+        trainer.add_callback(_StepBar(row))
+        trainer.train()
+    adapter_dir = out_dir / "adapter"
+    history = [e for e in trainer.state.log_history if "reward" in e or "loss" in e]
+    if trainer.is_world_process_zero():
+        from thinksafe.align.train import _settle_adapter_config
+
+        trainer.model.save_pretrained(adapter_dir)
+        _settle_adapter_config(adapter_dir)
+        (out_dir / "train_config.json").write_text(json.dumps(
+            asdict(config) | {"grpo": asdict(settings), "bf16_used": bool(args.bf16)}, indent=2))
+        (out_dir / "train_log.json").write_text(json.dumps(history, indent=2))
+    trainer.accelerator.wait_for_everyone()
+    return {"adapter": str(adapter_dir), "rewards": [e.get("reward") for e in history if "reward" in e],
+            "losses": [e["loss"] for e in history if "loss" in e], "trainer": trainer}

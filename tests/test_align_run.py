@@ -89,7 +89,10 @@ def test_drop_overlap_leaves_out_the_shared_prompts_and_keeps_the_pool_size():
     from thinksafe.data.checks import normalize_prompt
 
     held = {normalize_prompt(e.prompt) for e in load_benchmark("strongreject")}
-    whole = load_pools(_cfg(harmful_size=520, benign_size=0, eval_sets=["strongreject"], drop_overlap=True))[0]
+    with pytest.raises(DataError, match="495 usable prompts once the 25 its evaluation sets share are out"):
+        load_pools(_cfg(harmful_size=520, benign_size=0, eval_sets=["strongreject"], drop_overlap=True))
+    whole = load_pools(_cfg(harmful_size=520, benign_size=0, eval_sets=["strongreject"], drop_overlap=True,
+                            allow_small_pools=True))[0]
     assert len(whole.examples) == 520 - whole.dropped_for_overlap and whole.dropped_for_overlap == 25
     assert not any(normalize_prompt(e.prompt) in held for e in whole.examples)
     some = load_pools(_cfg(harmful_size=128, benign_size=0, eval_sets=["strongreject"], drop_overlap=True))[0]

@@ -383,7 +383,8 @@ def test_suites_registry():
     assert quick.benchmarks == ["harmbench", "strongreject", "xstest_safe", "gsm8k"]
     assert quick.entry("gsm8k").split == "test"
     paper = SUITES.get("paper")
-    assert {"wildjailbreak", "falsereject", "math500", "aime2024"} <= set(paper.benchmarks)
+    assert {"harmbench", "coconot", "math500", "aime2024"} <= set(paper.benchmarks)
+    assert not {"wildjailbreak", "falsereject"} & set(paper.benchmarks)  # the paper preset trains on them
     assert all(e.limit is None for e in paper.entries)
     with pytest.raises(UnknownNameError, match="quick"):
         SUITES.get("quik")

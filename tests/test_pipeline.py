@@ -91,7 +91,8 @@ def test_training_never_draws_on_what_the_run_evaluates(monkeypatch):
     quick = RunConfig(preset="quick", deliberation={"benign": ["xstest_safe", "coconot"]}).stage_config("align", sets)
     assert quick.eval_sets == ["harmbench", "strongreject", "xstest_safe", "gsm8k:test", "coconot"]
     paper = RunConfig(preset="paper")
-    assert {"advbench", "wildjailbreak", "or_bench"} <= set(paper.evaluated_sets("xstest_safe"))
+    assert {"harmbench", "jailbreakbench", "coconot"} <= set(paper.evaluated_sets("xstest_safe"))
+    assert not {"advbench", "wildjailbreak", "or_bench"} & set(paper.evaluated_sets("xstest_safe"))  # its pools
 
     monkeypatch.setattr("thinksafe.pipeline.SET_ROLES", {
         "orr": ("over-refusal", ("thinksafe_sensitive",)),

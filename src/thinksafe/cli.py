@@ -386,9 +386,12 @@ def run(
 def plan_(
     overrides: dict,
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are the run's fields"),
+    pools: bool = typer.Option(False, "--pools", help="also load the data and list the training pools and the "
+                               "evaluated sets with their sizes, and the prompts they share (none)"),
 ) -> None:
     """Before anything runs: the minimum detectable difference of each before/after headline of a run
-    (alpha 0.05, power 0.8, paired), from the preset's sizes and the stated assumptions."""
+    (alpha 0.05, power 0.8, paired), from the preset's sizes and the stated assumptions; with --pools, the
+    training pools and evaluated sets."""
     from thinksafe.pipeline import PlanAssumptions, load_config, plan
 
     assumed = build(PlanAssumptions, overrides.pop("assume", {}), "plan")
@@ -402,6 +405,19 @@ def plan_(
                       "-" if row["discordance"] is None else f"{row['discordance']:.2f}",
                       "-" if row["mdd"] is None else f"{row['mdd']:.3f}", row["note"])
     console.print(table)
+    if pools:
+        from thinksafe.pipeline import plan_pools
+
+        found = plan_pools(cfg)
+        table = Table(title=f"training pools and evaluated sets: preset {cfg.preset} (disjoint: "
+                            f"{found['shared_prompts']} prompts shared)")
+        for col in ("side", "set", "prompts", "left out: shared with an evaluated set"):
+            table.add_column(col, overflow="fold")
+        for p in found["training"]:
+            table.add_row(f"train {p['side']}", p["pool"], str(p["prompts"]), str(p["left_out_for_overlap"]))
+        for e in found["evaluated"]:
+            table.add_row("evaluate", e["set"], str(e["prompts"]), "-")
+        console.print(table)
     console.print("discordance: the share of prompts whose answer changes between the two models (assumed; "
                   "--discordance, --reasoning-discordance). Every evaluation writes each rate's MDD at these default "
                   "assumptions into its metrics.json, and every run its observed MDD beside each difference.")

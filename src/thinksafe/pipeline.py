@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
+from thinksafe.cost import measure
 from thinksafe.distributed import world_size
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.evals.metrics import ASSUMED_DISCORDANCE, ASSUMED_REASONING_DISCORDANCE
@@ -254,6 +254,37 @@ def choose_sets(data_path: str | None,
     return out
 
 
+def plan_pools(cfg: RunConfig) -> dict[str, Any]:
+    """What a run trains on and what it evaluates, before anything runs: each training pool with the
+    prompts it gives (drawn once the prompts an evaluated set shares are out), each evaluated set with its
+    size, and the prompts both sides share after that (normalised text): zero, or an error is raised.
+    Loads the data, not a model."""
+    from thinksafe.align.run import load_pools
+    from thinksafe.data import load_benchmark
+    from thinksafe.data.checks import normalize_prompt
+    from thinksafe.data.loading import parse_ref
+
+    chosen = {role: s["benchmark"] for role, s in choose_sets(cfg.data_path, evaluated=cfg.evaluated_sets).items()}
+    align = cfg.stage_config("align", chosen)
+    pools = load_pools(align)
+    job = cfg.stage_config("eval", chosen)
+    limits = {e.benchmark: e.limit for e in job.entries()}
+    evaluated = []
+    for ref in cfg.evaluated_sets(chosen["orr"]):
+        name, split = parse_ref(ref)
+        evaluated.append((ref, load_benchmark(name, split=split, path=cfg.data_path, limit=limits.get(name),
+                                              seed=job.data_seed)))
+    seen = {normalize_prompt(ex.prompt) for _, exs in evaluated for ex in exs}
+    shared = sum(normalize_prompt(ex.prompt) in seen for p in pools for ex in p.examples)
+    return {
+        "training": [{"pool": p.name, "side": "harmful" if p.harmful else "benign", "prompts": len(p.examples),
+                      "left_out_for_overlap": p.dropped_for_overlap} for p in pools],
+        "asked": {"harmful": align.harmful_size, "benign": align.benign_size},
+        "evaluated": [{"set": ref, "prompts": len(exs)} for ref, exs in evaluated],
+        "shared_prompts": shared,
+    }
+
+
 class MainRun:
     """One run directory of the main job."""
 
@@ -269,6 +300,8 @@ class MainRun:
         self._stages: dict[str, Any] = {}
         timings = self.out / "timings.json"  # read once; each stage adds its time and writes it back
         self._timings: dict[str, float] = json.loads(timings.read_text()) if timings.exists() else {}
+        costs = self.out / "costs.json"  # each stage's compute (thinksafe.cost), kept like its time
+        self._costs: dict[str, dict[str, Any]] = json.loads(costs.read_text()) if costs.exists() else {}
 
     def _sets(self) -> dict[str, dict[str, Any]]:
         path = self.out / "sets.json"
@@ -307,15 +340,16 @@ class MainRun:
         if job is not None:
             names = self.stage_names()
             job.describe(f"whole job · stage {names.index(name) + 1 if name in names else '?'} of {len(names)}: {name}")
-        t0 = time.monotonic()
-        with stage(name):
+        with stage(name), measure() as cost:
             result = fn()
-        took = round(time.monotonic() - t0, 1)
+        took = cost["wall_s"]
         if job is not None:
             job.advance(round(self._weights.get(name, 0)))
-        if name not in self._timings or took > 1.0:  # a skipped stage keeps the time it took when it ran
+        if name not in self._timings or took > 1.0:  # a skipped stage keeps the time and cost of when it ran
             self._timings[name] = took
             write_json_atomic(self.out / "timings.json", self._timings)
+            self._costs[name] = cost
+            write_json_atomic(self.out / "costs.json", self._costs)
         return result
 
     def evaluate(self, side: str, adapter: str | None = None) -> dict[str, Any]:

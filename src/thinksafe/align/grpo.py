@@ -155,6 +155,9 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
         trainer.train()
     adapter_dir = out_dir / "adapter"
     history = [e for e in trainer.state.log_history if "reward" in e or "loss" in e]
+    from thinksafe.cost import add_trained
+
+    add_trained(int(float(max((e.get("num_tokens", 0) for e in history), default=0))))  # prompts and completions read
     if trainer.is_world_process_zero():
         from thinksafe.align.train import _settle_adapter_config
 

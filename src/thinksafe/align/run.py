@@ -88,6 +88,8 @@ class AlignConfig:
     perplexity_size: int = field(default=64, metadata={"help": "pairs scored by the perplexity diagnostic"})
     select: dict[str, Any] | None = field(default=None, metadata={
         "help": "selection settings of a selecting recipe (thinksafe.align.select.SelectConfig fields)"})
+    allow_small_pools: bool = field(default=False, metadata={
+        "help": "train on what a pool holds when it has fewer usable prompts than asked (else an error)"})
     grpo: dict[str, Any] | None = field(default=None, metadata={
         "help": "online-RL settings of the grpo recipe (thinksafe.align.grpo.GRPOSettings fields)"})
     harmful_pairs: int | None = field(default=None, metadata={"help": "train on at most this many harmful pairs (seeded subset)"})
@@ -210,9 +212,6 @@ def load_pools(cfg: AlignConfig) -> list[Pool]:
                     raise DataError(f"training pool {ref!r}: every prompt is in this run's evaluation sets "
                                     f"({', '.join(cfg.eval_sets)}); choose another training pool")
                 examples = subsample(kept, size, cfg.data_seed)
-                if len(examples) < size:
-                    log.warning("training pool %s holds %d usable prompts, fewer than the %d asked for",
-                                ref, len(examples), size)
             else:
                 examples = _load_pool(ref, size, cfg)
                 try:
@@ -221,6 +220,14 @@ def load_pools(cfg: AlignConfig) -> list[Pool]:
                     raise DataError(f"training pool {ref!r} overlaps this run's evaluation sets "
                                     f"({', '.join(cfg.eval_sets)}): {exc} (`thinksafe align --drop-overlap` "
                                     "leaves them out)") from None
+            if len(examples) < size:
+                short = (f"training pool {ref!r} holds {len(examples)} usable prompts"
+                         f"{f' once the {dropped} its evaluation sets share are out' if dropped else ''}, fewer than "
+                         f"the {size} asked for")
+                if not cfg.allow_small_pools:
+                    raise DataError(f"{short}. Ask for fewer (harmful_size, benign_size), add a pool, or set "
+                                    "allow_small_pools: true to train on what there is.")
+                log.warning("%s (allow_small_pools)", short)
             pools.append(Pool(re.sub(r"[^A-Za-z0-9_.-]", "-", ref), examples, is_harmful, dropped))
     return pools
 

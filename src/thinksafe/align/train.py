@@ -148,6 +148,10 @@ def train_lora(
         trainer.train(resume_from_checkpoint=last)
     adapter_dir = out_dir / "adapter"
     history = [e for e in trainer.state.log_history if "loss" in e]
+    from thinksafe.cost import add_trained
+
+    # tokens read: every row's prompt and completion, once an epoch (whatever the processes)
+    add_trained(round(sum(len(x) for x in trainer.train_dataset["input_ids"]) * config.epochs))
     if trainer.is_world_process_zero():  # under `accelerate launch` the main process alone writes the folder
         trainer.model.save_pretrained(adapter_dir)
         _settle_adapter_config(adapter_dir)

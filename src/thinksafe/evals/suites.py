@@ -131,6 +131,12 @@ ASR_BENCHMARKS: tuple[str, ...] = (
     "wildjailbreak",
 )
 ORR_BENCHMARKS: tuple[str, ...] = ("xstest_safe", "coconot", "or_bench", "falsereject")
+PAPER_TRAINING_POOLS: dict[str, tuple[str, ...]] = {
+    "harmful": ("wildjailbreak", "sorrybench", "advbench"),
+    "benign": ("or_bench", "falsereject"),
+}
+"""The ``paper`` preset's training pools (``presets/paper.yaml``): the ``paper`` suite evaluates every
+other set, never these."""
 
 SUITES: Registry[Suite] = Registry("suite")
 SUITES.register(
@@ -184,10 +190,11 @@ SUITES.register(
     "paper",
     Suite(
         name="paper",
-        description="Every ASR and ORR set in full, GSM8K test, MATH-500 and AIME 2024.",
+        description="Every ASR and ORR set in full except the paper preset's training pools, GSM8K test, MATH-500 "
+                    "and AIME 2024.",
         entries=(
-            *(SuiteEntry(b, limit=None, metric="asr") for b in ASR_BENCHMARKS),
-            *(SuiteEntry(b, limit=None, metric="orr") for b in ORR_BENCHMARKS),
+            *(SuiteEntry(b, limit=None, metric="asr") for b in ASR_BENCHMARKS if b not in PAPER_TRAINING_POOLS["harmful"]),
+            *(SuiteEntry(b, limit=None, metric="orr") for b in ORR_BENCHMARKS if b not in PAPER_TRAINING_POOLS["benign"]),
             SuiteEntry("gsm8k", limit=None, metric="accuracy", split="test"),
             SuiteEntry("math500", limit=None, metric="accuracy"),
             # 30 problems: average pass@1 over several samples for a usable interval

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from thinksafe.cost import add_generated
 from thinksafe.data.records import Example
 from thinksafe.errors import DataError
 from thinksafe.generation.backend import Backend, Completion, GenerateRequest, Sampling
@@ -221,6 +222,7 @@ class Engine:
 
             def on_token(n: int) -> None:
                 self.tokens_generated += n
+                add_generated(n)
                 elapsed = time.perf_counter() - start
                 row.rate(f"{self.tokens_generated / max(elapsed, 1e-9):.1f} tok/s")
 

@@ -148,12 +148,19 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "by_recipe": after, "comparison": comparison,
         "perplexity": perplexity, "data": data, "selection": selection, "training": training, "contrasts": contrasts,
         "timings": _read(run_dir / "timings.json") or {},
+        "cost": recipe_costs(_read(run_dir / "costs.json") or {}, recipes),
         "labels": label_section(run_dir),
         "verdict": None,  # build_report fills it from the finished metrics (report.verdict)
     }
     out["deliberation_power"] = {"base": deliberation_power(out["before"]),
                                  **{r: deliberation_power(s) for r, s in after.items()}}
     return out
+
+
+def recipe_costs(costs: dict[str, Any], recipes: list[str]) -> dict[str, Any]:
+    """Each stage's compute (``costs.json``: wall, CPU and GPU seconds, tokens generated and trained) and
+    each recipe's: its align stage, where its pairs were generated and judged and its adapter trained."""
+    return {"stages": costs, "by_recipe": {r: costs.get(f"align/{r}") for r in recipes}}
 
 
 TIDY_COLUMNS = ("model", "set", "measure", "value", "ci_low", "ci_high", "n", "judge", "mdd_planned",
@@ -252,6 +259,15 @@ def _mean(group: dict[str, Any] | None) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def _cost_label(cost: dict[str, Any] | None) -> str:
+    """`` (12 CPU-min)`` or `` (3 GPU-min)``: what training the recipe took, beside its point."""
+    if not cost:
+        return ""
+    if cost.get("gpu_s"):
+        return f" ({cost['gpu_s'] / 60:.0f} GPU-min)"
+    return f" ({cost.get('cpu_s', 0) / 60:.0f} CPU-min)"
+
+
 def tradeoff_plot(metrics: dict[str, Any]) -> str | None:
     """ASR against ORR (means over the sets), the base model and each recipe as points."""
     import matplotlib
@@ -265,10 +281,12 @@ def tradeoff_plot(metrics: dict[str, Any]) -> str | None:
     points = [p for p in points if p[1] is not None and p[2] is not None]
     if not points:
         return None
+    costs = (metrics.get("cost") or {}).get("by_recipe") or {}
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
     for name, orr, asr in points:
         ax.scatter([orr], [asr], s=60, label=name, marker="o" if name == "base" else "s")
-        ax.annotate(name, (orr, asr), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.annotate(name + _cost_label(costs.get(name)), (orr, asr), textcoords="offset points", xytext=(6, 4),
+                    fontsize=8)
     ax.set_xlabel("over-refusal rate (ORR: benign prompts refused)")
     # a refusal-only judge cannot decide attack success: say what its number counts
     ax.set_ylabel("non-refusal rate (refusal-only judge)" if refusal_only else "attack success rate (ASR)")

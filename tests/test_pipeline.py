@@ -349,3 +349,17 @@ def test_a_main_job_starts_one_vllm_engine_per_model_and_settings(tmp_path, monk
         vllm_backend.release_engines()
     assert starts and all(n == 1 for n in starts.values()), starts
     assert len(starts) == 2, list(starts)  # the base model, then the model with its adapter merged in
+
+
+def test_a_recipe_at_a_template_trains_under_that_template_for_the_ablation():
+    from thinksafe.errors import ConfigError
+
+    cfg = RunConfig(out="x", preset="quick", recipes=["thinksafe", "thinksafe@suffix", "thinksafe@intent-reminder"])
+    sets = {"orr": "xstest_safe", "train_harmful": "advbench", "train_benign": "or_bench"}
+    aligns = [cfg.stage_config("align", sets, recipe=r) for r in cfg.recipes]
+    assert [(a.recipe, a.template) for a in aligns] == [("thinksafe", "prefix"), ("thinksafe", "suffix"),
+                                                        ("thinksafe", "intent-reminder")]
+    with pytest.raises(ConfigError, match="does not steer"):
+        RunConfig(out="x", preset="quick", recipes=["rejection@suffix"])
+    with pytest.raises(Exception, match="prefix"):  # an unknown template lists the known ones
+        RunConfig(out="x", preset="quick", recipes=["thinksafe@sufix"])

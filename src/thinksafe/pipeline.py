@@ -96,7 +96,9 @@ class RunConfig:
     preset: str = field(default="standard", metadata={
         "help": "the stage defaults: standard (make run) | quick (make smoke) | deliberate | paper "
                 "(src/thinksafe/presets/NAME.yaml)"})
-    recipes: list[str] | None = field(default=None, metadata={"help": "alignment recipes (None: the preset's)"})
+    recipes: list[str] | None = field(default=None, metadata={
+        "help": "alignment recipes (None: the preset's); recipe@template trains a steering recipe under another "
+                "template (prefix | suffix | intent-reminder): the template ablation"})
     data_path: str | None = field(default=None, metadata={"help": "a folder laid out like shared/data"})
     eval: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvalJob fields over the preset's"})
     deliberation: dict[str, Any] = field(default_factory=dict,
@@ -116,10 +118,10 @@ class RunConfig:
             raise ConfigError(f"equalize must be true or false, got {self.equalize!r}")
         if not self.recipes or not all(isinstance(r, str) for r in self.recipes):
             raise ConfigError(f"recipes must be a non-empty list of recipe names, got {self.recipes!r}")
-        from thinksafe.align.recipes import RECIPES
+        from thinksafe.align.recipes import split_recipe
 
         for r in self.recipes:
-            RECIPES.get(r)
+            split_recipe(r)  # a recipe, or recipe@template (the steering-template ablation)
         # every stage config is built (and so validated) here, before anything is written
         for name in SECTIONS:
             self.stage_config(name, {"orr": "thinksafe_sensitive", "train_harmful": "donotanswer",
@@ -170,7 +172,11 @@ class RunConfig:
             pools = {"harmful": [sets["train_harmful"]], "benign": [sets["train_benign"]],
                      "eval_sets": self.evaluated_sets(sets["orr"]), "drop_overlap": True}
             capped = {"harmful_pairs": caps[0], "benign_pairs": caps[1]} if caps else {}
-            return AlignConfig(**(common | pools | preset | user | {"recipe": recipe} | capped))
+            from thinksafe.align.recipes import split_recipe
+
+            name, template = split_recipe(recipe)
+            chosen = {"recipe": name} | ({"template": template} if template else {})
+            return AlignConfig(**(common | pools | preset | user | chosen | capped))
         except TypeError as exc:  # an unknown field name
             raise ConfigError(f"{section}: {exc}".replace("__init__() ", "")) from None
         except ConfigError as exc:
@@ -403,11 +409,11 @@ class MainRun:
     def train_all(self) -> dict[str, str]:
         """Each recipe's adapter. With ``equalize``, recipes with a selection rule train first and every
         other recipe is capped at the smallest of their pair counts per side (a seeded subset)."""
-        from thinksafe.align.recipes import RECIPES
+        from thinksafe.align.recipes import RECIPES, split_recipe
 
         assert self.cfg.recipes is not None
         equalize = self.cfg.equalizes
-        selecting = [r for r in self.cfg.recipes if RECIPES.get(r).select is not None] if equalize else []
+        selecting = [r for r in self.cfg.recipes if RECIPES.get(split_recipe(r)[0]).select is not None] if equalize else []
         if equalize and not selecting:
             log.warning("equalize: no recipe with a selection rule, so no training set is capped")
         caps: list[int] | None = None

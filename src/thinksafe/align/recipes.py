@@ -96,6 +96,21 @@ PRESETS.register("small-data", Preset(
 ))
 
 
+def split_recipe(name: str) -> tuple[str, str | None]:
+    """A main job's recipe entry: ``thinksafe`` or ``thinksafe@suffix`` (the recipe under another steering
+    template, for the template ablation) -> ``(recipe, template or None)``; both names are checked."""
+    from thinksafe.align.templates import STEER_TEMPLATES
+
+    recipe, _, template = str(name).partition("@")
+    spec = check_recipe(recipe)
+    if not template:
+        return recipe, None
+    STEER_TEMPLATES.get(template)  # an unknown template lists the known ones
+    if not spec.steer:
+        raise ConfigError(f"{name!r}: recipe {recipe!r} does not steer, so a steering template changes nothing")
+    return recipe, template
+
+
 def check_recipe(name: str) -> Recipe:
     """The recipe named ``name`` (an unknown name lists the known ones)."""
     if not isinstance(name, str):

@@ -188,3 +188,23 @@ def test_errors_name_the_server_and_what_to_do(smol, backend, server):
 def test_score_is_not_offered(backend):
     with pytest.raises(ModelError, match="generates only.*--backend vllm or transformers"):
         backend.score([ScoreRequest([1, 2, 3], [4])])
+
+
+@pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
+def test_thinksafe_eval_through_the_server_records_where_it_ran_and_writes_its_logs(smol, server, tmp_path):
+    """An evaluation through a served model: rates, the server's address in the manifest (not the
+    identity), and the Inspect logs beside the records."""
+    import json
+
+    from thinksafe.evals.runner import EvalJob, run_eval
+    from thinksafe.generation.config import GenerationConfig
+
+    gen = GenerationConfig(backend="openai", backend_options={"base_url": server, "model": "smol"}, temperature=0,
+                           thinking="prompted", dtype="float32")
+    job = EvalJob(model="smollm2-135m-instruct", suite="quick", out=str(tmp_path / "ev"), limit_scale=0.1,
+                  judge="keyword", thinking_budget=16, max_new_tokens=16, generation=gen)
+    metrics = run_eval(job, progress=False, loaded=smol)
+    assert set(metrics["benchmarks"]) == {"harmbench", "strongreject", "xstest_safe", "gsm8k"}
+    manifest = json.loads((tmp_path / "ev" / "manifest.json").read_text())
+    assert manifest["backend_placement"] == {"base_url": server} and "base_url" not in json.dumps(manifest["identity"])
+    assert (tmp_path / "ev" / "harmbench" / "inspect.eval").exists()

@@ -85,6 +85,27 @@ def _times(stage_dir: Path) -> tuple[str, str]:
         return now, now
 
 
+def _sampling(eval_dir: Path, suite: str | None, benchmark: str) -> dict[str, Any]:
+    """The set's sampling settings: the run's as its manifest's identity has them (top-p, top-k, thinking,
+    steering, ...), with the token budgets the set ran under (the job's, else the suite entry's)."""
+    import json
+
+    from thinksafe.evals.suites import SUITES
+
+    try:
+        identity = json.loads((eval_dir / "manifest.json").read_text(encoding="utf-8"))["identity"]
+        out = dict(identity["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    try:
+        entry = SUITES.get(suite).entry(benchmark) if suite else None
+    except Exception:  # a suite or set this version does not know: the run's own budgets stand
+        entry = None
+    for name in ("thinking_budget", "max_new_tokens"):
+        out[name] = identity.get(name) or (getattr(entry, name, None) if entry else None) or out.get(name)
+    return out
+
+
 def _tags(adapter: str | None) -> list[str]:
     """``base``, or ``adapter`` and the recipe whose run folder trained it (``.../align/RECIPE/train/adapter``)."""
     if not adapter:
@@ -152,7 +173,8 @@ def _write(path: Path, records: list[dict[str, Any]], benchmark: str, entry: dic
             eval_metrics["ci_high"] = EvalMetric(name="ci_high", value=float(r["ci_high"]))
     model = metrics.get("model") or (records[0].get("model") if records else "model")
     generation = {k: meta.get(k) for k in ("seed", "data_seed", "thinking_budget", "max_new_tokens", "temperature",
-                                           "include_trace")}
+                                           "include_trace")} | _sampling(path.parent.parent, metrics.get("suite"),
+                                                                         benchmark)
     metadata = {"suite": metrics.get("suite"), "adapter": metrics.get("adapter"), "thinking": metrics.get("thinking"),
                 "judge": (entry.get(metric) or {}).get("judge"),
                 "judge_agreement": (entry.get(metric) or {}).get("judge_agreement"),
@@ -178,7 +200,8 @@ def write_log(path: Path, records: list[dict[str, Any]], *, task: str, dataset: 
         created=started, task=f"thinksafe/{task}", task_version=0, tags=tags, task_args=task_args or {},
         dataset=EvalDataset(name=dataset, samples=len({str(r["id"]) for r in records})),
         model=f"thinksafe/{model}",
-        model_generate_config=GenerateConfig(temperature=generation.get("temperature"),
+        model_generate_config=GenerateConfig(temperature=generation.get("temperature"), top_p=generation.get("top_p"),
+                                             top_k=generation.get("top_k") or None,
                                              max_tokens=generation.get("max_new_tokens"), seed=generation.get("seed")),
         config=EvalConfig(epochs=max((int(r.get("sample_index") or 0) + 1 for r in records), default=1)),
         metadata={"source": "thinksafe export (metrics.json is the source of truth)"} | metadata,

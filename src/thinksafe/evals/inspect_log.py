@@ -286,7 +286,19 @@ def export_missing(run_dir: str | Path) -> list[Path]:
         except (OSError, ValueError):
             continue
         if is_eval:
-            written += export_eval_dir(metrics_path.parent, missing_only=True)
+            written += _tolerant(export_eval_dir, metrics_path.parent)
     for labels in sorted(run_dir.rglob("generate/labels.jsonl")):
-        written += export_deliberation_generate(labels.parent, missing_only=True)
+        written += _tolerant(export_deliberation_generate, labels.parent)
     return written
+
+
+def _tolerant(export: Any, folder: Path) -> list[Path]:
+    """An export that cannot read its folder (a hand-made or older ``metrics.json``) is a warning: the
+    log is an extra, and the report it rides along with goes on."""
+    from thinksafe.errors import ThinksafeError
+
+    try:
+        return export(folder, missing_only=True)
+    except (ThinksafeError, ValueError, KeyError, TypeError) as exc:
+        log.warning("no Inspect eval log for %s: %s", folder, exc)
+        return []

@@ -74,8 +74,12 @@ def test_one_grpo_step_moves_the_adapter_when_rewards_differ_within_a_group(tiny
     def varied(prompts, completions, **_):  # 0, 1, 0, 1, ... inside every group of four
         return [float(next(counter) % 2) for _ in completions]
 
-    moved, result = _grpo_step(tiny_loaded, tmp_path / "varied", varied)
+    from thinksafe import cost
+
+    with cost.measure() as spent:
+        moved, result = _grpo_step(tiny_loaded, tmp_path / "varied", varied)
     assert moved > 1e-4 and len(result["rewards"]) == 1  # one optimiser step: 2 prompts x 4 completions
+    assert 8 <= spent["tokens_generated"] <= 8 * 8 and spent["tokens_trained"] > spent["tokens_generated"]
     assert (tmp_path / "varied" / "adapter" / "adapter_model.safetensors").exists()
 
 

@@ -155,9 +155,12 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
         trainer.train()
     adapter_dir = out_dir / "adapter"
     history = [e for e in trainer.state.log_history if "reward" in e or "loss" in e]
-    from thinksafe.cost import add_trained
+    from thinksafe.cost import add_generated, add_trained
 
     add_trained(int(float(max((e.get("num_tokens", 0) for e in history), default=0))))  # prompts and completions read
+    # sampled by TRL's own generation, not the engine: each step's mean completion length times its completions
+    per_step = batch * trainer.accelerator.num_processes
+    add_generated(round(sum(float(e.get("completions/mean_length", 0)) * per_step for e in history)))
     if trainer.is_world_process_zero():
         from thinksafe.align.train import _settle_adapter_config
 

@@ -283,9 +283,10 @@ def tradeoff_plot(metrics: dict[str, Any]) -> str | None:
         return None
     costs = (metrics.get("cost") or {}).get("by_recipe") or {}
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
-    for name, orr, asr in points:
+    for i, (name, orr, asr) in enumerate(points):
         ax.scatter([orr], [asr], s=60, label=name, marker="o" if name == "base" else "s")
-        ax.annotate(name + _cost_label(costs.get(name)), (orr, asr), textcoords="offset points", xytext=(6, 4),
+        # labels step upward so points that coincide (a small run's equal rates) stay readable
+        ax.annotate(name + _cost_label(costs.get(name)), (orr, asr), textcoords="offset points", xytext=(6, 4 + 11 * i),
                     fontsize=8)
     ax.set_xlabel("over-refusal rate (ORR: benign prompts refused)")
     # a refusal-only judge cannot decide attack success: say what its number counts

@@ -52,18 +52,21 @@ def test_an_unclosed_trace_has_no_answer():
     assert completion_parts("done\n</think>\n\nYes.") == ("Yes.", True)
 
 
-def _grpo_step(tiny_loaded, tmp_path, reward):
+def _grpo_step(tiny_loaded, tmp_path, reward, rollout="trl"):
     from thinksafe.align.train import TrainConfig, training_row
 
     rows = []
     for i, prompt in enumerate([HARMFUL, GSM]):
         rendered = training_row(tiny_loaded.tokenizer, prompt, "<think>\nx\n</think>\n\ny")["prompt"]
-        rows.append({"prompt": rendered, "kind": "harmful" if i == 0 else "reasoning", "source_prompt": prompt,
-                     "gold": None if i == 0 else "72", "benchmark": "advbench" if i == 0 else "gsm8k"})
+        rows.append({"prompt": rendered, "user": prompt, "kind": "harmful" if i == 0 else "reasoning",
+                     "source_prompt": prompt, "gold": None if i == 0 else "72",
+                     "benchmark": "advbench" if i == 0 else "gsm8k"})
     cfg = TrainConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0, learning_rate=5e-2, epochs=1, warmup_ratio=0.0,
                       scheduler="constant", bf16=False, shuffle=False)
-    settings = GRPOSettings(num_generations=4, prompts_per_step=2, max_completion_length=8, temperature=1.0)
-    result = train_grpo(copy.deepcopy(tiny_loaded.model), tiny_loaded.tokenizer, rows, tmp_path, cfg, settings, [reward])
+    settings = GRPOSettings(num_generations=4, prompts_per_step=2, max_completion_length=8, temperature=1.0,
+                            rollout=rollout, thinking_budget=6, max_new_tokens=4)
+    result = train_grpo(copy.deepcopy(tiny_loaded.model), tiny_loaded.tokenizer, rows, tmp_path, cfg, settings, [reward],
+                        loaded=tiny_loaded)
     lora_b = [p for n, p in result["trainer"].model.named_parameters() if "lora_B" in n]
     return max(float(p.abs().max()) for p in lora_b), result
 
@@ -104,3 +107,32 @@ def test_the_grpo_recipe_has_one_stage_and_refuses_the_others(tmp_path):
             getattr(run, stage)(progress=False)
     with pytest.raises(ConfigError, match="unknown grpo setting"):
         _cfg(recipe="grpo", grpo={"groups": 4})
+
+
+def test_the_engine_rollout_closes_every_trace_and_masks_the_close_it_fed_in(tiny_loaded, tmp_path):
+    """Budget forcing inside GRPO: the tiny model never closes a trace by itself, so every completion is
+    trace + forced close + answer; the reward sees a closed trace and the loss skips the close."""
+    seen = []
+
+    def spy(prompts, completions, **_):
+        seen.extend(completion_parts(c)[1] for c in completions)
+        return [float(i % 2) for i in range(len(completions))]
+
+    moved, result = _grpo_step(tiny_loaded, tmp_path / "engine", spy, rollout="engine")
+    assert len(seen) == 8 and all(seen)  # every completion's trace was closed (here: by the forced close)
+    assert moved > 1e-4
+    from thinksafe.models.formats import THINK_CLOSE
+
+    rollout = __import__("thinksafe.align.grpo", fromlist=["engine_rollout"]).engine_rollout(
+        tiny_loaded, GRPOSettings(thinking_budget=6, max_new_tokens=4), seed=0)
+    out = rollout(["Hi", "Hi"], result["trainer"])
+    for ids, mask in zip(out["completion_ids"], out["env_mask"]):
+        assert len(ids) == len(mask) and 0 in mask  # the forced close is there and masked
+        closing = [t for t, m in zip(ids, mask) if m == 0]
+        assert THINK_CLOSE in tiny_loaded.tokenizer.decode(closing)
+    assert out["completion_ids"][0] != out["completion_ids"][1]  # two samples of one prompt differ
+    assert all(out["forced_close"])  # the tiny model never closes a trace itself...
+    texts = tiny_loaded.tokenizer.batch_decode(out["completion_ids"], skip_special_tokens=True)
+    _, fmt = reward_functions(None, None)
+    assert fmt(prompts=["Hi"] * 2, completions=texts, forced_close=out["forced_close"]) == [0.0, 0.0]  # ...so no format reward
+    assert fmt(prompts=["Hi"] * 2, completions=texts) == [REWARDS["closed_trace"]] * 2  # where the model closed it

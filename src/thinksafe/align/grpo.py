@@ -17,14 +17,20 @@ any                                    format: the model closed its trace itself
 =====================================  ===================================================  ======
 
 (:data:`REWARDS`; ``tests/test_grpo.py`` plants each case.) Advantages are relative within a group, so
-what teaches is the difference between a prompt's completions. There is no budget forcing inside
-GRPO: a completion is at most ``max_completion_length`` tokens, and one that never closes its trace
-has no answer (no task reward, no format reward).
+what teaches is the difference between a prompt's completions.
 
-Generation runs through transformers' ``generate`` in the training process. TRL's vLLM generation
-(``use_vllm``, colocate or server) needs CUDA: on CPU it is not available, so a small run here
-samples with ``generate`` (``docs/alignment.md`` has the measured time); on a GPU set
-``use_vllm=True`` through :class:`GRPOSettings`. KL to the reference is off (``beta=0``, TRL's default).
+Sampling (``GRPOSettings.rollout``):
+
+* ``engine`` (default): thinksafe's engine samples from the policy being trained (:func:`engine_rollout`,
+  TRL's ``rollout_func``), as evaluation samples: the trace up to ``thinking_budget`` tokens, closed
+  there if the model did not close it, then the answer. Every completion has an answer to reward;
+  the closing tokens the engine fed in are masked out of the loss (``env_mask``), and only a trace
+  the model closed itself earns the format reward.
+* ``trl``: TRL's own generation, at most ``max_completion_length`` tokens and no forcing (a trace that
+  never closes has no answer); ``use_vllm`` there is TRL's vLLM generation, which needs CUDA.
+
+Both sample with transformers in the training process on CPU (``docs/alignment.md`` has the measured
+time). KL to the reference is off (``beta=0``, TRL's default).
 """
 
 from __future__ import annotations
@@ -52,15 +58,24 @@ class GRPOSettings:
 
     num_generations: int = 4  # the group: completions per prompt
     prompts_per_step: int = 2  # prompts in one optimiser step (each with its group)
-    max_completion_length: int = 192  # trace and answer together
+    # "engine": thinksafe's engine samples (budget forcing closes every trace; the closing tokens it feeds in
+    # are masked out of the loss); "trl": TRL's own generation (max_completion_length, no forcing; use_vllm)
+    rollout: str = "engine"
+    thinking_budget: int = 96  # engine rollout: trace tokens before the close is forced
+    max_new_tokens: int = 96  # engine rollout: answer tokens
+    max_completion_length: int = 192  # trl rollout: trace and answer together
     temperature: float = 0.8
-    use_vllm: bool = False  # TRL's vLLM generation (CUDA only)
+    use_vllm: bool = False  # trl rollout: TRL's vLLM generation (CUDA only)
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ConfigError("GRPO needs groups of at least 2 completions (num_generations >= 2)")
-        if self.prompts_per_step < 1 or self.max_completion_length < 1:
+        if self.prompts_per_step < 1 or self.max_completion_length < 1 or self.thinking_budget < 1 or self.max_new_tokens < 1:
             raise ConfigError(f"invalid GRPO settings: {asdict(self)}")
+        if self.rollout not in ("engine", "trl"):
+            raise ConfigError(f"rollout must be engine or trl, got {self.rollout!r}")
+        if self.use_vllm and self.rollout != "trl":
+            raise ConfigError("use_vllm is TRL's generation: set rollout: trl with it")
 
 
 def completion_parts(completion: str) -> tuple[str, bool]:
@@ -107,19 +122,83 @@ def reward_functions(asr_judge: Any, refusal_judge: Any) -> list[Callable[..., l
                                    benchmark=b)[0])
         return out
 
-    def closed_trace(prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
-        return [REWARDS["closed_trace"] if completion_parts(c)[1] else 0.0 for c in completions]
+    def closed_trace(prompts: Sequence[str], completions: Sequence[str], forced_close: Sequence[bool] | None = None,
+                     **_: Any) -> list[float]:
+        """The format reward: the model closed its trace itself (a close the engine forced earns nothing)."""
+        forced = forced_close or [False] * len(completions)
+        return [REWARDS["closed_trace"] if completion_parts(c)[1] and not f else 0.0 for c, f in zip(completions, forced)]
 
     task.__name__, closed_trace.__name__ = "task_reward", "format_reward"
     return [task, closed_trace]
 
 
+def engine_rollout(loaded: Any, settings: GRPOSettings, seed: int) -> Callable[[list[str], Any], dict[str, Any]]:
+    """A TRL ``rollout_func`` that samples through thinksafe's engine on the policy being trained: the
+    user prompts are rendered as evaluation renders them, each trace is generated up to the thinking
+    budget and closed there if the model did not close it, and the answer follows. The completion is
+    trace + close + answer tokens; ``env_mask`` marks the closing tokens the engine fed in (0), so the
+    policy is not trained on tokens it did not sample. Every call draws fresh seeds (the run seed plus
+    the trainer's step), and nothing is cached (the weights change every step)."""
+    import contextlib
+    import dataclasses
+    import shutil
+    import tempfile
+
+    import torch
+
+    from thinksafe.data.records import Example
+    from thinksafe.generation.cache import GenerationCache
+    from thinksafe.generation.config import GenerationConfig
+    from thinksafe.generation.engine import Engine
+    from thinksafe.generation.hf_backend import TransformersBackend
+
+    def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
+        step = trainer.state.global_step
+        policy = trainer.model
+        live = dataclasses.replace(loaded, model=policy, fingerprint=f"{loaded.fingerprint}-grpo-{id(trainer)}-{step}",
+                                   adapter=None, adapter_fingerprint=None, checkpoint=None)
+        cfg = GenerationConfig(thinking=loaded.thinking, thinking_budget=settings.thinking_budget,
+                               max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, top_p=1.0,
+                               seed=seed + step, backend="transformers", dtype="float32",
+                               batch_size=max(1, len(prompts)))
+        examples = [Example(id=f"r{i}", prompt=p, benchmark="grpo", split_type="asr") for i, p in enumerate(prompts)]
+        tmp = Path(tempfile.mkdtemp(prefix="thinksafe-grpo-"))
+        training = policy.training
+        policy.eval()
+        bf16 = bool(getattr(trainer.args, "bf16", False))
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and not torch.cuda.is_available() \
+            else contextlib.nullcontext()
+        try:
+            with torch.no_grad(), autocast:
+                engine = Engine(live, cfg, backend=TransformersBackend(live), cache=GenerationCache(tmp))
+                records = engine.run(examples, progress=False)
+        finally:
+            policy.train(training)
+            shutil.rmtree(tmp, ignore_errors=True)
+        records = sorted(records, key=lambda r: int(r.id[1:]))
+        return {
+            "prompt_ids": [list(r.prompt_token_ids) for r in records],
+            "completion_ids": [list(r.trace_token_ids) + list(r.forced_close_token_ids) + list(r.answer_token_ids)
+                               for r in records],
+            "env_mask": [[1] * len(r.trace_token_ids) + [0] * len(r.forced_close_token_ids) + [1] * len(r.answer_token_ids)
+                         for r in records],
+            "logprobs": None,
+            "forced_close": [bool(r.forced_close) for r in records],  # to the reward functions
+        }
+
+    return rollout
+
+
 def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_dir: str | Path, config: Any,
                settings: GRPOSettings, reward_funcs: list[Callable[..., list[float]]], *,
-               progress: bool = False) -> dict[str, Any]:
+               progress: bool = False, loaded: Any = None) -> dict[str, Any]:
     """GRPO with a LoRA adapter on ``rows`` (``prompt``: the rendered prompt; ``kind``: harmful | benign |
     reasoning; ``source_prompt``, ``gold``, ``benchmark``); saves the adapter, config and log in ``out_dir``.
-    ``config`` is the run's :class:`thinksafe.align.train.TrainConfig` (LoRA, learning rate, epochs, seed)."""
+    ``config`` is the run's :class:`thinksafe.align.train.TrainConfig` (LoRA, learning rate, epochs, seed).
+    With ``settings.rollout == "engine"`` each row's ``user`` text is sampled through thinksafe's engine
+    (``loaded``: the model's tokenizer and thinking format); with ``trl``, TRL generates from ``prompt``."""
+    import os
+
     from datasets import Dataset
     from peft import LoraConfig
     from trl import GRPOConfig, GRPOTrainer
@@ -132,7 +211,9 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
     batch = settings.num_generations * settings.prompts_per_step
     args = GRPOConfig(
         output_dir=str(out_dir / "trainer"), per_device_train_batch_size=batch, gradient_accumulation_steps=1,
-        num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
+        num_generations=settings.num_generations,
+        max_completion_length=(settings.thinking_budget + settings.max_new_tokens + 16 if settings.rollout == "engine"
+                               else settings.max_completion_length),
         temperature=settings.temperature, num_train_epochs=config.epochs, learning_rate=config.learning_rate,
         lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio, logging_steps=1, save_strategy="no",
         report_to=[], seed=config.seed, use_cpu=not _cuda(), use_vllm=settings.use_vllm,
@@ -142,9 +223,15 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
     peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                              target_modules=config.target_modules, task_type="CAUSAL_LM")
     columns = ("prompt", "kind", "source_prompt", "gold", "benchmark")
-    data = Dataset.from_list([{k: r.get(k) for k in columns} for r in rows])
+    engine = settings.rollout == "engine"
+    if engine and loaded is None:
+        raise ConfigError("the engine rollout needs the loaded model (its tokenizer and thinking format)")
+    # the engine renders prompts itself: it is handed the user text; TRL tokenizes the rendered prompt
+    data = Dataset.from_list([{k: r.get(k) for k in columns} | ({"prompt": r["user"]} if engine else {}) for r in rows])
+    extra = {"rollout_func": engine_rollout(loaded, settings, config.seed)} if engine else {}
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental in TRL
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=data,
-                          processing_class=tokenizer, peft_config=peft_config)
+                          processing_class=tokenizer, peft_config=peft_config, **extra)
     from thinksafe.align.train import _StepBar
     from thinksafe.progress import bar
 

@@ -613,7 +613,8 @@ class AlignRun:
             kind = "harmful" if pool.harmful else ("reasoning" if task is not None else "benign")
             for ex in pool.examples:
                 user = task.prompt(ex.prompt) if task is not None else ex.prompt
-                rows.append({"id": ex.id, "prompt": render_prompt(self.loaded.tokenizer, user, thinking=self.loaded.thinking),
+                rows.append({"id": ex.id, "user": user,
+                             "prompt": render_prompt(self.loaded.tokenizer, user, thinking=self.loaded.thinking),
                              "kind": kind, "source_prompt": ex.prompt, "gold": ex.gold, "benchmark": ex.benchmark})
         return rows
 
@@ -637,7 +638,7 @@ class AlignRun:
         cfg = self.cfg
         result = train_grpo(trainable_model(self.loaded), self.loaded.tokenizer, rows, stage.out, cfg.train_config(),
                             cfg.grpo_settings, reward_functions(self.judge(cfg.asr_judge), self.judge(cfg.refusal_judge)),
-                            progress=progress)
+                            progress=progress, loaded=self.loaded)
         manifest = {
             "adapter": result["adapter"], "online": True, "pairs": len(rows),
             "harmful_pairs": sum(r["kind"] == "harmful" for r in rows), "dropped_too_long": 0,

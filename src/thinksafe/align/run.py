@@ -88,8 +88,9 @@ class AlignConfig:
     perplexity_size: int = field(default=64, metadata={"help": "pairs scored by the perplexity diagnostic"})
     select: dict[str, Any] | None = field(default=None, metadata={
         "help": "selection settings of a selecting recipe (thinksafe.align.select.SelectConfig fields)"})
-    allow_small_pools: bool = field(default=False, metadata={
-        "help": "train on what a pool holds when it has fewer usable prompts than asked (else an error)"})
+    allow_small_pools: bool | None = field(default=None, metadata={
+        "help": "train on what a pool holds when it has fewer usable prompts than asked (None, the default, "
+                "refuses: a folder written before this field reads it as None)"})
     grpo: dict[str, Any] | None = field(default=None, metadata={
         "help": "online-RL settings of the grpo recipe (thinksafe.align.grpo.GRPOSettings fields)"})
     harmful_pairs: int | None = field(default=None, metadata={"help": "train on at most this many harmful pairs (seeded subset)"})

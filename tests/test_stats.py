@@ -516,3 +516,31 @@ def test_rogan_gladen_recovers_a_planted_rate_in_at_least_90_percent_of_draws():
         raw.append(called.mean())
     assert covered / 500 >= 0.90, covered
     assert np.mean(raw) > 0.35  # uncorrected, the judge's rate is about 0.42
+
+
+def test_the_seeded_difference_carries_the_noise_between_training_seeds():
+    """Three adapters whose training seed moves the rate by +-0.15: the two-level interval covers the
+    mean effect (over seeds) about as often as it says; the prompt-only interval, which treats the
+    seeds' pooled answers as one model's, covers it far less often."""
+    import numpy as np
+
+    from thinksafe.stats import bootstrap_difference, seeded_paired_difference
+
+    rng = np.random.default_rng(1)
+    n, seeds, sims, true = 120, 3, 120, 0.2
+    covered_two, covered_flat = 0, 0
+    for _ in range(sims):
+        base = rng.binomial(1, 0.3, n).astype(float)
+        shifts = rng.normal(0.0, 0.15, seeds)  # each seed's own effect around the true one
+        after = np.array([rng.binomial(1, np.clip(0.3 + true + s, 0, 1), n) for s in shifts], dtype=float)
+        two = seeded_paired_difference(base, after, n_resamples=400, seed=0)
+        covered_two += two["ci"][0] <= true <= two["ci"][1]
+        flat = bootstrap_difference(lambda xs: float(np.mean(xs)), lambda xs: float(np.mean(xs)),
+                                    dict(enumerate(base)), dict(enumerate(after.mean(axis=0))), paired=True,
+                                    n_resamples=400)
+        covered_flat += flat["ci"][0] <= true <= flat["ci"][1]
+    assert covered_two / sims >= 0.75 and covered_flat / sims < covered_two / sims - 0.15
+    one = seeded_paired_difference([0, 1, 0, 1], [[1, 1, 1, 1]], n_resamples=200)
+    assert one["value"] == 0.5 and one["seed_sd"] is None and one["per_seed"] == [0.5]
+    with pytest.raises(ValueError, match="seeds x prompts"):
+        seeded_paired_difference([0, 1], [[1, 1, 1]])

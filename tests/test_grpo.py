@@ -118,8 +118,14 @@ def test_the_engine_rollout_closes_every_trace_and_masks_the_close_it_fed_in(tin
         seen.extend(completion_parts(c)[1] for c in completions)
         return [float(i % 2) for i in range(len(completions))]
 
-    moved, result = _grpo_step(tiny_loaded, tmp_path / "engine", spy, rollout="engine")
+    from thinksafe import cost
+    from thinksafe.models.formats import FORCED_CLOSE
+
+    with cost.measure() as spent:
+        moved, result = _grpo_step(tiny_loaded, tmp_path / "engine", spy, rollout="engine")
     assert len(seen) == 8 and all(seen)  # every completion's trace was closed (here: by the forced close)
+    close = len(tiny_loaded.tokenizer(FORCED_CLOSE, add_special_tokens=False).input_ids)
+    assert 8 <= spent["tokens_generated"] <= 8 * (6 + close + 4)  # counted once, by the engine that sampled them
     assert moved > 1e-4
     from thinksafe.models.formats import THINK_CLOSE
 

@@ -35,7 +35,6 @@ time). KL to the reference is off (``beta=0``, TRL's default).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -200,10 +199,9 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
     import os
 
     from datasets import Dataset
-    from peft import LoraConfig
     from trl import GRPOConfig, GRPOTrainer
 
-    from thinksafe.align.train import _cuda, bf16_default
+    from thinksafe.align.train import _cuda, bf16_default, lora_config, save_adapter
 
     if not rows:
         raise ConfigError("no GRPO prompts: the pools are empty")
@@ -220,8 +218,7 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
         bf16=bf16_default() if config.bf16 is None else config.bf16, disable_tqdm=True,
         shuffle_dataset=config.shuffle,
     )
-    peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                             target_modules=config.target_modules, task_type="CAUSAL_LM")
+    peft_config = lora_config(config)
     columns = ("prompt", "kind", "source_prompt", "gold", "benchmark")
     engine = settings.rollout == "engine"
     if engine and loaded is None:
@@ -240,22 +237,13 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
     with bar("GRPO (optimiser steps)", steps, enabled=progress) as row:
         trainer.add_callback(_StepBar(row))
         trainer.train()
-    adapter_dir = out_dir / "adapter"
     history = [e for e in trainer.state.log_history if "reward" in e or "loss" in e]
     from thinksafe.cost import add_generated, add_trained
 
     add_trained(int(float(max((e.get("num_tokens", 0) for e in history), default=0))))  # prompts and completions read
-    # sampled by TRL's own generation, not the engine: each step's mean completion length times its completions
-    per_step = batch * trainer.accelerator.num_processes
-    add_generated(round(sum(float(e.get("completions/mean_length", 0)) * per_step for e in history)))
-    if trainer.is_world_process_zero():
-        from thinksafe.align.train import _settle_adapter_config
-
-        trainer.model.save_pretrained(adapter_dir)
-        _settle_adapter_config(adapter_dir)
-        (out_dir / "train_config.json").write_text(json.dumps(
-            asdict(config) | {"grpo": asdict(settings), "bf16_used": bool(args.bf16)}, indent=2))
-        (out_dir / "train_log.json").write_text(json.dumps(history, indent=2))
-    trainer.accelerator.wait_for_everyone()
+    if not engine:  # TRL's own generation sampled them (the engine rollout counts its tokens as it samples)
+        per_step = batch * trainer.accelerator.num_processes  # each step's mean completion length times its completions
+        add_generated(round(sum(float(e.get("completions/mean_length", 0)) * per_step for e in history)))
+    adapter_dir = save_adapter(trainer, out_dir, asdict(config) | {"grpo": asdict(settings)}, history)
     return {"adapter": str(adapter_dir), "rewards": [e.get("reward") for e in history if "reward" in e],
             "losses": [e["loss"] for e in history if "loss" in e], "trainer": trainer}

@@ -92,7 +92,6 @@ def train_lora(
     ``resume``: checkpoint every few steps (the last one kept) and continue from the newest one a
     killed run left in ``out_dir/trainer``."""
     from datasets import Dataset
-    from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
     config = config or TrainConfig()
@@ -125,8 +124,7 @@ def train_lora(
         disable_tqdm=True,
         train_sampling_strategy="random" if config.shuffle else "sequential",
     )
-    peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                             target_modules=config.target_modules, task_type="CAUSAL_LM")
+    peft_config = lora_config(config)
     if config.kl_benign:
         missing = [i for i, r in enumerate(rows) if "benign" not in r]
         if missing:
@@ -146,20 +144,37 @@ def train_lora(
     with bar("training (optimiser steps)", steps, enabled=progress) as row:
         trainer.add_callback(_StepBar(row))
         trainer.train(resume_from_checkpoint=last)
-    adapter_dir = out_dir / "adapter"
     history = [e for e in trainer.state.log_history if "loss" in e]
     from thinksafe.cost import add_trained
 
     # tokens read: every row's prompt and completion, once an epoch (whatever the processes)
     add_trained(round(sum(len(x) for x in trainer.train_dataset["input_ids"]) * config.epochs))
-    if trainer.is_world_process_zero():  # under `accelerate launch` the main process alone writes the folder
+    adapter_dir = save_adapter(trainer, out_dir, asdict(config), history)
+    return {"adapter": str(adapter_dir), "losses": [e["loss"] for e in history], "trainer": trainer}
+
+
+def lora_config(config: TrainConfig) -> Any:
+    """The PEFT LoRA settings of a training config (SFT and GRPO train the same adapter shape)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=config.target_modules, task_type="CAUSAL_LM")
+
+
+def save_adapter(trainer: Any, out_dir: Path, settings: dict[str, Any], history: list[dict[str, Any]]) -> Path:
+    """Write the trained adapter, ``train_config.json`` (``settings`` with the precision and process count
+    used) and ``train_log.json``. Under ``accelerate launch`` the main process alone writes the folder, and
+    every process waits until the adapter is whole before it goes on to use it."""
+    adapter_dir = out_dir / "adapter"
+    if trainer.is_world_process_zero():
         trainer.model.save_pretrained(adapter_dir)
         _settle_adapter_config(adapter_dir)
         (out_dir / "train_config.json").write_text(json.dumps(
-            asdict(config) | {"bf16_used": bool(args.bf16), "processes": trainer.accelerator.num_processes}, indent=2))
+            settings | {"bf16_used": bool(trainer.args.bf16), "processes": trainer.accelerator.num_processes},
+            indent=2))
         (out_dir / "train_log.json").write_text(json.dumps(history, indent=2))
-    trainer.accelerator.wait_for_everyone()  # the adapter is whole before any process goes on to use it
-    return {"adapter": str(adapter_dir), "losses": [e["loss"] for e in history], "trainer": trainer}
+    trainer.accelerator.wait_for_everyone()
+    return adapter_dir
 
 
 def _logits_loss_trainer_class() -> type:

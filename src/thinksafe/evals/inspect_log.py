@@ -41,10 +41,15 @@ def inspect_available() -> bool:
     return ok
 
 
+def _judge(entry: dict[str, Any]) -> dict[str, Any]:
+    """The judge behind a set's headline rate (empty for a reasoning set's answer checker)."""
+    return (entry.get(entry.get("metric")) or {}).get("judge") or {}
+
+
 def scorer_name(entry: dict[str, Any]) -> str:
     """The score's name in a log: the judge (``thinksafe/objective``) or the answer checker."""
-    judge = (entry.get(entry.get("metric")) or {}).get("judge") or {}
-    return f"{SCORER_PREFIX}{judge.get('name')}" if judge.get("name") else f"{SCORER_PREFIX}checker"
+    name = _judge(entry).get("name")
+    return f"{SCORER_PREFIX}{name}" if name else f"{SCORER_PREFIX}checker"
 
 
 def export_eval_dir(eval_dir: str | Path, *, missing_only: bool = False) -> list[Path]:
@@ -57,6 +62,7 @@ def export_eval_dir(eval_dir: str | Path, *, missing_only: bool = False) -> list
     if not metrics_path.exists() or not inspect_available():
         return []
     metrics = read_metrics(metrics_path)
+    manifest = _manifest(eval_dir)
     written = []
     for benchmark, entry in metrics.get("benchmarks", {}).items():
         bdir = eval_dir / benchmark
@@ -67,35 +73,41 @@ def export_eval_dir(eval_dir: str | Path, *, missing_only: bool = False) -> list
         if not source.exists():
             continue
         records = list(read_jsonl(source))
-        _write(path, records, benchmark, entry, metrics, times=_times(eval_dir))
+        _write(path, records, benchmark, entry, metrics, manifest)
         written.append(path)
     return written
 
 
-def _times(stage_dir: Path) -> tuple[str, str]:
-    """When the stage started and last wrote its manifest (ISO times; now, where it has none)."""
+def _manifest(stage_dir: Path) -> dict[str, Any]:
+    """The stage's ``manifest.json`` (empty where it has none or it cannot be read)."""
     import json
 
     try:
         manifest = json.loads((stage_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _times(manifest: dict[str, Any]) -> tuple[str, str]:
+    """When the stage started and last wrote its manifest (ISO times; now, where it has none)."""
+    try:
         return tuple(datetime.strptime(manifest[k], "%Y-%m-%dT%H:%M:%S%z").isoformat()  # type: ignore[return-value]
                      for k in ("started", "updated"))
-    except (OSError, ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError):
         now = datetime.now(timezone.utc).isoformat()
         return now, now
 
 
-def _sampling(eval_dir: Path, suite: str | None, benchmark: str) -> dict[str, Any]:
+def _sampling(manifest: dict[str, Any], suite: str | None, benchmark: str) -> dict[str, Any]:
     """The set's sampling settings: the run's as its manifest's identity has them (top-p, top-k, thinking,
     steering, ...), with the token budgets the set ran under (the job's, else the suite entry's)."""
-    import json
-
     from thinksafe.evals.suites import SUITES
 
     try:
-        identity = json.loads((eval_dir / "manifest.json").read_text(encoding="utf-8"))["identity"]
+        identity = manifest["identity"]
         out = dict(identity["generation"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return {}
     try:
         entry = SUITES.get(suite).entry(benchmark) if suite else None
@@ -158,7 +170,7 @@ def _sample(rec: dict[str, Any], scores: dict[str, Any]) -> Any:
 
 
 def _write(path: Path, records: list[dict[str, Any]], benchmark: str, entry: dict[str, Any],
-           metrics: dict[str, Any], *, times: tuple[str, str]) -> None:
+           metrics: dict[str, Any], manifest: dict[str, Any]) -> None:
     from inspect_ai.log import EvalMetric
 
     metric = entry["metric"]
@@ -173,17 +185,15 @@ def _write(path: Path, records: list[dict[str, Any]], benchmark: str, entry: dic
             eval_metrics["ci_high"] = EvalMetric(name="ci_high", value=float(r["ci_high"]))
     model = metrics.get("model") or (records[0].get("model") if records else "model")
     generation = {k: meta.get(k) for k in ("seed", "data_seed", "thinking_budget", "max_new_tokens", "temperature",
-                                           "include_trace")} | _sampling(path.parent.parent, metrics.get("suite"),
-                                                                         benchmark)
+                                           "include_trace")} | _sampling(manifest, metrics.get("suite"), benchmark)
+    judge = _judge(entry)
     metadata = {"suite": metrics.get("suite"), "adapter": metrics.get("adapter"), "thinking": metrics.get("thinking"),
-                "judge": (entry.get(metric) or {}).get("judge"),
-                "judge_agreement": (entry.get(metric) or {}).get("judge_agreement"),
+                "judge": judge or None, "judge_agreement": (entry.get(metric) or {}).get("judge_agreement"),
                 "generation": generation, "data_source": (meta.get("data_sources") or {}).get(benchmark)}
-    write_log(path, records, task=f"{benchmark}_{metric}", dataset=benchmark, model=model, times=times,
+    write_log(path, records, task=f"{benchmark}_{metric}", dataset=benchmark, model=model, times=_times(manifest),
               scores={scorer: (lambda r: _headline_score(r, metric), eval_metrics)}, generation=generation,
               metadata=metadata, tags=_tags(metrics.get("adapter")),
-              task_args={k: v for k, v in (("suite", metrics.get("suite")),
-                                             ("judge", ((entry.get(metric) or {}).get("judge") or {}).get("name")))
+              task_args={k: v for k, v in (("suite", metrics.get("suite")), ("judge", judge.get("name")))
                          if v is not None})
 
 
@@ -231,6 +241,7 @@ def export_deliberation_generate(stage_dir: str | Path, *, missing_only: bool = 
     labels_path = stage_dir / "labels.jsonl"
     if not labels_path.exists() or not inspect_available():
         return []
+    manifest = _manifest(stage_dir)
     labels = {(str(r["id"]), int(r.get("sample_index") or 0), r["pool"]): r for r in read_jsonl(labels_path)}
     pools = sorted({r["pool"] for r in labels.values()})
     written = []
@@ -246,29 +257,26 @@ def export_deliberation_generate(stage_dir: str | Path, *, missing_only: bool = 
         if not records:
             continue
 
-        def refused(r: dict[str, Any]) -> Any:
-            v = r["verdict"]
-            return Score(value=float(bool(v.get("refused"))), answer=v.get("label"), explanation=v.get("rationale"),
-                         metadata={"verdict": v})
+        def verdict_score(key: str, event: str) -> Any:
+            """Score 1 where the verdict under ``key`` says ``event`` (refused, complied)."""
+            def score(r: dict[str, Any]) -> Any:
+                v = r[key]
+                return Score(value=float(bool(v.get(event))), answer=v.get("label"), explanation=v.get("rationale"),
+                             metadata={"verdict": v})
+            return score
 
-        def complied(r: dict[str, Any]) -> Any:
-            v = r["asr_verdict"]
-            return Score(value=float(bool(v.get("complied"))), answer=v.get("label"), explanation=v.get("rationale"),
-                         metadata={"verdict": v})
-
-        label_judge = records[0]["verdict"].get("judge") or "label"
-        asr_judge = records[0]["asr_verdict"].get("judge") or "asr"
-        rate = {name: sum(fn(r).value for r in records) / len(records) for name, fn in (("refused", refused),
-                                                                                        ("complied", complied))}
+        scores = {}
+        for key, event, fallback, rate_name in (("verdict", "refused", "label", "refusal_rate"),
+                                                ("asr_verdict", "complied", "asr", "complied_rate")):
+            rate = sum(bool(r[key].get(event)) for r in records) / len(records)
+            judge = records[0][key].get("judge") or fallback
+            scores[f"{SCORER_PREFIX}{judge}:{event}"] = (verdict_score(key, event),
+                                                          {rate_name: EvalMetric(name=rate_name, value=rate)})
         first = records[0]
         generation = {"seed": first.get("seed"), "thinking": first.get("thinking")}
         write_log(path, records, task=f"deliberation_{pool}", dataset=pool, model=first.get("model") or "model",
-                  times=_times(stage_dir), generation=generation, metadata={"stage": "deliberation/generate"},
-                  tags=_tags(first.get("adapter")),
-                  scores={f"{SCORER_PREFIX}{label_judge}:refused": (refused, {"refusal_rate": EvalMetric(
-                              name="refusal_rate", value=rate["refused"])}),
-                          f"{SCORER_PREFIX}{asr_judge}:complied": (complied, {"complied_rate": EvalMetric(
-                              name="complied_rate", value=rate["complied"])})})
+                  times=_times(manifest), generation=generation, metadata={"stage": "deliberation/generate"},
+                  tags=_tags(first.get("adapter")), scores=scores)
         written.append(path)
     return written
 

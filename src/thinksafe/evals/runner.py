@@ -150,7 +150,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
     if stage.is_complete() and metrics_path.exists():
         log.info("%s is complete; reading its metrics", out)
         return read_metrics(metrics_path)
-    placement = {"backend_placement": job.generation.placement()} if job.generation.placement() else {}
+    placement = {"backend_placement": p} if (p := job.generation.placement()) else {}
     stage.write("running", extra=placement)
     if loaded is None:
         loaded = load_model(job.model, dtype=job.generation.dtype, adapter=job.adapter)

@@ -7,7 +7,7 @@ from typing import Any
 
 from thinksafe.errors import ConfigError
 from thinksafe.generation.registry import BACKENDS
-from thinksafe.manifest import placement_free
+from thinksafe.manifest import PLACEMENT_OPTIONS, placement_free
 
 THINKING_CHOICES = ("auto", "native", "prompted", "off")
 ANSWER_MIN_TOKENS = 8  # measured: docs/performance.md, "Answers that are answers"
@@ -114,7 +114,7 @@ class GenerationConfig:
 
     def placement(self) -> dict[str, Any]:
         """The backend options a manifest records beside the identity (:data:`thinksafe.manifest.PLACEMENT_OPTIONS`)."""
-        return {k: v for k, v in self.backend_options.items() if k not in placement_free(self.backend_options)}
+        return {k: v for k, v in self.backend_options.items() if k in PLACEMENT_OPTIONS}
 
     def uses_seed(self) -> bool:
         """Whether the seed changes the output (it does not under greedy decoding)."""

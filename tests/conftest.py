@@ -39,6 +39,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+SLOW_SUITE_DISK_GIB = 8
+"""Free disk the temporary folder needs for ``--runslow``: the whole suite's peak was 5.2 GiB on
+2026-12-06 (the embedded models' conversions, merged checkpoints, vLLM's compile cache, run folders),
+measured with ``du`` every 20 s through ``.ci/run``; the rest is headroom."""
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A ``--runslow`` session on a nearly full disk stops at once, saying so, rather than failing
+    tests for most of an hour with "No space left on device" (a CI run once did)."""
+    import tempfile
+
+    if not session.config.getoption("--runslow"):
+        return
+    where = os.environ.get("THINKSAFE_TEST_CACHE") or tempfile.gettempdir()
+    probe = Path(where)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free / 2**30
+    if free < SLOW_SUITE_DISK_GIB:
+        pytest.exit(f"{probe} has {free:.1f} GiB free; the slow suite needs about {SLOW_SUITE_DISK_GIB} GiB there "
+                    "(models, merged checkpoints, vLLM's compile cache). Free some space (old pytest folders under "
+                    f"{tempfile.gettempdir()}/pytest-of-*, run folders) or point TMPDIR at a larger disk.", returncode=3)
+
+
 PRECONVERT = "from thinksafe.models.loader import load_model\n" \
     "for name in ('smollm2-135m-instruct', 'qwen2.5-coder-0.5b-instruct'): load_model(name, dtype='float32')"
 """The embedded models' first loads (de-quantising the GGUFs into the session cache: mostly single-threaded
@@ -50,8 +74,8 @@ first tests run; a test that loads a model first waits for that conversion (``lo
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
     """``THINKSAFE_CACHE`` for every test: a session folder (or ``$THINKSAFE_TEST_CACHE``), restored after.
 
-    A session folder's model conversions (gigabytes) are deleted at the end; pytest keeps the rest
-    of its last few sessions' folders for inspection.
+    A session folder's model conversions, merged checkpoints and vLLM compile cache (gigabytes) are
+    deleted at the end; pytest keeps the rest of a failed session's folders for inspection.
     """
     keep = os.environ.get("THINKSAFE_TEST_CACHE")
     root = Path(keep).expanduser() if keep else tmp_path_factory.mktemp("thinksafe-cache")
@@ -70,7 +94,8 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fix
                 converter.kill()
                 converter.wait()
     if not keep:
-        shutil.rmtree(root / "models", ignore_errors=True)
+        for heavy in ("models", "merged", "vllm"):
+            shutil.rmtree(root / heavy, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

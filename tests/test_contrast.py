@@ -360,3 +360,44 @@ def test_orr_contrasts_pair_refusals_and_old_folders_are_relabelled(tmp_path):
         summary = eval_summary(root / "a" / "eval")["orr"]["xstest_safe"]
         assert summary["value"] == pytest.approx(0.2) and summary["beside"] == pytest.approx(
             {"help_rate": 0.2, "no_answer": 0.6})
+
+
+def test_a_seeded_run_reports_each_recipes_mean_spread_and_differences_across_seeds(tmp_path):
+    """A run with ``seeds: [0, 1, 2]`` and two recipes: each model is ``<recipe>-seed<N>``; the seeded table
+    gives each recipe's mean over its seeds with their spread, its difference from the base and from the
+    first recipe (two-level bootstrap), Holm across the table; a planted large effect is significant, the
+    recipe that equals the first is not, and the report shows the table."""
+    from thinksafe.report.build import build_report
+
+    rng = np.random.default_rng(0)
+    n = 60
+    root = tmp_path / "run"
+    base_harm = {f"p{i}": [bool(rng.random() < 0.6)] for i in range(n)}
+    gsm = {f"g{i}": [bool(rng.random() < 0.5)] for i in range(n)}
+    _write_eval(root / "before" / "eval", base_harm, gsm)
+    for recipe in ("thinksafe", "teacher"):
+        for s, shift in zip((0, 1, 2), (-0.45, -0.35, -0.4)):  # both recipes cut the ASR by about 0.4
+            harm = {k: [bool(v[0] and rng.random() > -shift / 0.6)] for k, v in base_harm.items()}
+            _write_eval(root / "after" / f"{recipe}-seed{s}" / "eval", harm, gsm)
+    (root / "config.json").write_text(json.dumps({"model": "m", "preset": "quick", "recipes": ["thinksafe", "teacher"],
+                                                  "seeds": [0, 1, 2]}))
+    metrics = build_report(root)
+    assert metrics["recipes"] == [f"{r}-seed{s}" for r in ("thinksafe", "teacher") for s in (0, 1, 2)]
+    rows = metrics["seeded"]["rows"]
+    asr = {(r["recipe"], r["against"]): r for r in rows if r["metric"] == "harmbench asr"}
+    assert set(asr) == {("thinksafe", "base"), ("teacher", "base"), ("teacher", "thinksafe")}
+    ts = asr[("thinksafe", "base")]
+    assert ts["seeds"] == [0, 1, 2] and len(ts["per_seed"]) == 3
+    assert ts["mean"] == pytest.approx(np.mean(ts["per_seed"])) and ts["seed_sd"] == pytest.approx(np.std(ts["per_seed"], ddof=1))
+    base_rate = np.mean([v[0] for v in base_harm.values()])
+    assert ts["diff"] == pytest.approx(ts["mean"] - base_rate)
+    assert ts["ci"][1] < 0 and ts["p_holm"] < 0.05 and len(ts["diff_per_seed"]) == 3
+    vs_first = asr[("teacher", "thinksafe")]
+    assert vs_first["ci"][0] < 0 < vs_first["ci"][1] and vs_first["p_holm"] > 0.05
+    assert all(r["p_holm"] is not None for r in rows)
+    # no per-seed recipe-vs-recipe tables: the seeded table is that comparison
+    assert set(metrics["contrasts"]) == {f"{r}-seed{s} vs base" for r in ("thinksafe", "teacher") for s in (0, 1, 2)}
+    html = (root / "report.html").read_text()
+    table = html[html.index('id="seeded-table"'):]
+    table = table[:table.index("</table>")]
+    assert "teacher" in table and "thinksafe" in table and f"{ts['p_holm']:.3f}" in table

@@ -64,7 +64,7 @@ def _grpo_step(tiny_loaded, tmp_path, reward, rollout="trl"):
     cfg = TrainConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0, learning_rate=5e-2, epochs=1, warmup_ratio=0.0,
                       scheduler="constant", bf16=False, shuffle=False)
     settings = GRPOSettings(num_generations=4, prompts_per_step=2, max_completion_length=8, temperature=1.0,
-                            rollout=rollout, thinking_budget=6, max_new_tokens=4)
+                            rollout=rollout, rollout_backend="transformers", thinking_budget=6, max_new_tokens=4)
     result = train_grpo(copy.deepcopy(tiny_loaded.model), tiny_loaded.tokenizer, rows, tmp_path, cfg, settings, [reward],
                         loaded=tiny_loaded)
     lora_b = [p for n, p in result["trainer"].model.named_parameters() if "lora_B" in n]
@@ -130,7 +130,7 @@ def test_the_engine_rollout_closes_every_trace_and_masks_the_close_it_fed_in(tin
     from thinksafe.models.formats import THINK_CLOSE
 
     rollout = __import__("thinksafe.align.grpo", fromlist=["engine_rollout"]).engine_rollout(
-        tiny_loaded, GRPOSettings(thinking_budget=6, max_new_tokens=4), seed=0)
+        tiny_loaded, GRPOSettings(thinking_budget=6, max_new_tokens=4, rollout_backend="transformers"), seed=0)
     out = rollout(["Hi", "Hi"], result["trainer"])
     for ids, mask in zip(out["completion_ids"], out["env_mask"]):
         assert len(ids) == len(mask) and 0 in mask  # the forced close is there and masked
@@ -142,3 +142,25 @@ def test_the_engine_rollout_closes_every_trace_and_masks_the_close_it_fed_in(tin
     _, fmt = reward_functions(None, None)
     assert fmt(prompts=["Hi"] * 2, completions=texts, forced_close=out["forced_close"]) == [0.0, 0.0]  # ...so no format reward
     assert fmt(prompts=["Hi"] * 2, completions=texts) == [REWARDS["closed_trace"]] * 2  # where the model closed it
+
+
+def test_the_merged_weights_are_a_merged_checkpoints_under_its_names(tiny_loaded):
+    """What the vLLM rollout reloads after each step: every base weight under the checkpoint's names, each
+    LoRA layer's delta added, the same tensors ``merge_and_unload`` gives, and the policy unchanged."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from thinksafe.align.grpo import merged_weights
+
+    torch.manual_seed(0)
+    base_names = dict(copy.deepcopy(tiny_loaded.model).named_parameters())
+    policy = get_peft_model(copy.deepcopy(tiny_loaded.model),
+                            LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    got = dict(merged_weights(policy))
+    assert set(got) == set(base_names)
+    want = dict(copy.deepcopy(policy).merge_and_unload().named_parameters())
+    assert all(torch.allclose(got[n], want[n], atol=1e-6) for n in got)
+    q = next(n for n in got if n.endswith("q_proj.weight"))
+    assert not torch.allclose(got[q], base_names[q])  # the delta is in
+    assert all(torch.equal(p, before[n]) for n, p in policy.named_parameters())  # nothing merged into the policy

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 
 from thinksafe.errors import ConfigError, DataError, UnknownNameError
-from thinksafe.pipeline import RunConfig, choose_sets, load_config
+from thinksafe.pipeline import MainRun, RunConfig, choose_sets, load_config
 
 needs_data = pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
 
@@ -363,3 +364,24 @@ def test_a_recipe_at_a_template_trains_under_that_template_for_the_ablation():
         RunConfig(out="x", preset="quick", recipes=["rejection@suffix"])
     with pytest.raises(Exception, match="prefix"):  # an unknown template lists the known ones
         RunConfig(out="x", preset="quick", recipes=["thinksafe@sufix"])
+
+
+def test_seeds_train_every_recipe_once_a_seed_under_that_sampling_and_training_seed():
+    from thinksafe.errors import ConfigError
+
+    cfg = RunConfig(out="x", preset="quick", recipes=["thinksafe", "teacher"], seeds=[0, 1, 2])
+    assert cfg.arms == [(f"{r}-seed{s}", r, s) for r in ("thinksafe", "teacher") for s in (0, 1, 2)]
+    sets = {"orr": "xstest_safe", "train_harmful": "advbench", "train_benign": "or_bench"}
+    aligns = [cfg.stage_config("align", sets, recipe=r, seed=s) for _, r, s in cfg.arms]
+    assert [(a.recipe, a.generation.seed) for a in aligns] == [(r, s) for _, r, s in cfg.arms]
+    plain = cfg.stage_config("align", sets, recipe="thinksafe")
+    assert aligns[0].generation == replace(plain.generation, seed=0)  # only the seed differs
+    run = MainRun.__new__(MainRun)
+    run.cfg = cfg
+    assert run.stage_names()[2:5] == ["align/thinksafe-seed0", "align/thinksafe-seed1", "align/thinksafe-seed2"]
+    assert RunConfig(out="x", preset="quick", recipes=["thinksafe"]).arms == [("thinksafe", "thinksafe", None)]
+    for bad in ([], [0, 0], [-1], ["0"], [True]):
+        with pytest.raises(ConfigError, match="seeds"):
+            RunConfig(out="x", preset="quick", seeds=bad)
+    with pytest.raises(ConfigError, match="repeat"):
+        RunConfig(out="x", preset="quick", recipes=["thinksafe", "thinksafe"])

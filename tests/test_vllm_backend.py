@@ -199,3 +199,33 @@ def test_released_engines_give_their_memory_back_and_a_new_one_starts(smol, vllm
     kv = float(os.environ.get("VLLM_CPU_KVCACHE_SPACE", module.DEFAULT_CPU_KV_GIB))
     assert freed > 0.5 * kv, f"released {freed:.2f} GiB of an engine holding a {kv} GiB KV cache"
     assert vllm_backend.generate(req)[0][0].token_ids == first  # a new engine, the same greedy text
+
+
+def test_reloaded_weights_decode_as_the_policy_they_came_from(smol, adapter):
+    """The GRPO rollout's engine: a policy's merged weights reloaded in place (vLLM's layerwise reload,
+    which packs the CPU kernels' weights again) decode as the policy itself does in transformers, and
+    no longer as the checkpoint the engine was built on."""
+    import dataclasses
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from thinksafe.align.grpo import merged_weights
+    from thinksafe.generation.hf_backend import TransformersBackend
+    from thinksafe.generation.vllm_backend import VLLMBackend, release_engines
+
+    policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smol.checkpoint, dtype=torch.float32),
+                                       str(adapter))
+    reqs = [GenerateRequest(_ids(smol, p), 12, Sampling(0.0)) for p in PROMPTS]
+    ref = [c[0].token_ids for c in TransformersBackend(dataclasses.replace(smol, model=policy)).generate(reqs)]
+    backend = VLLMBackend(dataclasses.replace(smol, fingerprint=f"{smol.fingerprint}-policy"), max_model_len=1024)
+    try:
+        base = [c[0].token_ids for c in backend.generate(reqs)]
+        backend.reload_weights(merged_weights(policy))
+        ours = [c[0].token_ids for c in backend.generate(reqs)]
+    finally:
+        release_engines()
+    assert base != ref  # the adapter changes these answers
+    assert sum(a == b for a, b in zip(ours, ref)) >= len(PROMPTS) - 1
+    assert "reloaded" in backend.version

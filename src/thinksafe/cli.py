@@ -55,7 +55,7 @@ DELIBERATION_FLAGS = flags_for(DeliberationConfig, nested={"generation": "", "pr
                                rename=_GEN_RENAME | {"stance_judge_options": "--stance-judge-option",
                                                      "fractions": "--fraction"},
                                exclude={"generation.samples", "generation.steer"})  # it analyses the model unsteered
-RUN_FLAGS = flags_for(RunConfig, rename={"recipes": "--recipe"})
+RUN_FLAGS = flags_for(RunConfig, rename={"recipes": "--recipe", "seeds": "--seed"})
 PLAN_FLAGS = [dataclasses.replace(f, path=("assume", *f.path)) for f in flags_for(PlanAssumptions)]
 
 

@@ -106,6 +106,10 @@ class RunConfig:
     align: dict[str, Any] = field(default_factory=dict, metadata={"help": "AlignConfig fields over the preset's"})
     equalize: bool | None = field(default=None, metadata={
         "help": "train recipes without a selection rule on as many pairs as the selecting recipe keeps (None: the preset's)"})
+    seeds: list[int] | None = field(default=None, metadata={
+        "help": "train every recipe once a seed (e.g. [0, 1, 2]; the seed of its sampling and training): the report "
+                "gives each recipe's mean and between-seed spread and tests differences across seeds and prompts "
+                "(None: one model a recipe, under the stage's own seed)"})
 
     def __post_init__(self) -> None:
         spec = RUN_PRESETS.get(self.preset)  # unknown names fail here, listing the known presets
@@ -122,10 +126,25 @@ class RunConfig:
 
         for r in self.recipes:
             split_recipe(r)  # a recipe, or recipe@template (the steering-template ablation)
+        if len(set(self.recipes)) != len(self.recipes):
+            raise ConfigError(f"recipes must not repeat, got {self.recipes!r}")
+        if self.seeds is not None:
+            if (not isinstance(self.seeds, list) or not self.seeds
+                    or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds)):
+                raise ConfigError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ConfigError(f"seeds must not repeat, got {self.seeds!r}")
         # every stage config is built (and so validated) here, before anything is written
         for name in SECTIONS:
             self.stage_config(name, {"orr": "thinksafe_sensitive", "train_harmful": "donotanswer",
                                      "train_benign": "thinksafe_everyday"}, check=True)
+
+    @property
+    def arms(self) -> list[tuple[str, str, int | None]]:
+        """The models this run trains: ``(label, recipe, seed)`` (:func:`thinksafe.align.recipes.arms`)."""
+        from thinksafe.align.recipes import arms
+
+        return arms(list(self.recipes or []), self.seeds)
 
     @property
     def preset_spec(self) -> RunPreset:
@@ -147,8 +166,9 @@ class RunConfig:
         return list(dict.fromkeys(names + list(delib.harmful) + list(delib.benign)))
 
     def stage_config(self, section: str, sets: dict[str, str], *, adapter: str | None = None, recipe: str = "thinksafe",
-                     out: str = "", caps: list[int] | None = None, check: bool = False) -> Any:
-        """The config object of one stage: preset defaults, chosen sets, then the user's fields."""
+                     out: str = "", caps: list[int] | None = None, seed: int | None = None, check: bool = False) -> Any:
+        """The config object of one stage: preset defaults, chosen sets, then the user's fields (and for an
+        alignment stage of a seeded run, ``seed`` as its sampling and training seed)."""
         preset = dict(getattr(self.preset_spec, section))
         user = dict(getattr(self, section))
         if "generation" in preset and "generation" in user:  # generation settings merge key by key
@@ -176,7 +196,12 @@ class RunConfig:
 
             name, template = split_recipe(recipe)
             chosen = {"recipe": name} | ({"template": template} if template else {})
-            return AlignConfig(**(common | pools | preset | user | chosen | capped))
+            align = AlignConfig(**(common | pools | preset | user | chosen | capped))
+            if seed is not None:
+                from dataclasses import replace
+
+                align = replace(align, generation=replace(align.generation, seed=seed))
+            return align
         except TypeError as exc:  # an unknown field name
             raise ConfigError(f"{section}: {exc}".replace("__init__() ", "")) from None
         except ConfigError as exc:
@@ -219,8 +244,8 @@ def resolved_config(cfg: RunConfig) -> dict[str, Any]:
     out["eval"] = json.loads(json.dumps(asdict(cfg.stage_config("eval", chosen, out=str(Path(cfg.out) / "before/eval"))),
                                         default=str))
     out["deliberation"] = cfg.stage_config("deliberation", chosen).to_dict()
-    out["align"] = {r: json.loads(json.dumps(cfg.stage_config("align", chosen, recipe=r).to_dict(), default=str))
-                    for r in cfg.recipes or []}
+    out["align"] = {label: json.loads(json.dumps(cfg.stage_config("align", chosen, recipe=r, seed=s).to_dict(), default=str))
+                    for label, r, s in cfg.arms}
     return out
 
 
@@ -371,17 +396,18 @@ class MainRun:
         return self._timed(f"{side}/deliberation", lambda: run_stage(self.out / side / "deliberation", cfg, "all",
                                                                     progress=self.progress, loaded=self.loaded(adapter)))
 
-    def align(self, recipe: str, caps: list[int] | None = None) -> dict[str, Any]:
+    def align(self, label: str, recipe: str, seed: int | None = None, caps: list[int] | None = None) -> dict[str, Any]:
+        """Train one model (``label``: the recipe, or ``<recipe>-seed<N>`` in a seeded run) into ``align/<label>``."""
         from thinksafe.align.run import run_stage
 
-        cfg = self.config_of("align", recipe=recipe, caps=caps)
-        return self._timed(f"align/{recipe}", lambda: run_stage("all", self.out / "align" / recipe, cfg,
-                                                                progress=self.progress, loaded=self.loaded()))
+        cfg = self.config_of("align", recipe=recipe, caps=caps, seed=seed)
+        return self._timed(f"align/{label}", lambda: run_stage("all", self.out / "align" / label, cfg,
+                                                               progress=self.progress, loaded=self.loaded()))
 
     def stage_names(self) -> list[str]:
-        recipes = list(self.cfg.recipes or [])
-        return (["before/eval", "before/deliberation"] + [f"align/{r}" for r in recipes]
-                + [f"after/{r}/{s}" for r in recipes for s in ("eval", "deliberation")] + ["report"])
+        labels = [label for label, _, _ in self.cfg.arms]
+        return (["before/eval", "before/deliberation"] + [f"align/{r}" for r in labels]
+                + [f"after/{r}/{s}" for r in labels for s in ("eval", "deliberation")] + ["report"])
 
     def run(self) -> dict[str, Any]:
         from thinksafe.progress import bar, run_display
@@ -401,29 +427,31 @@ class MainRun:
         self.evaluate("before")
         self.deliberate("before")
         adapters = self.train_all()
-        for recipe in self.cfg.recipes:  # evaluated in the order the user gave
-            self.evaluate(f"after/{recipe}", adapters[recipe])
-            self.deliberate(f"after/{recipe}", adapters[recipe])
+        for label, _, _ in self.cfg.arms:  # evaluated in the order the user gave
+            self.evaluate(f"after/{label}", adapters[label])
+            self.deliberate(f"after/{label}", adapters[label])
         return self._timed("report", lambda: build_report(self.out))
 
     def train_all(self) -> dict[str, str]:
-        """Each recipe's adapter. With ``equalize``, recipes with a selection rule train first and every
-        other recipe is capped at the smallest of their pair counts per side (a seeded subset)."""
+        """Each model's adapter, by label. With ``equalize``, recipes with a selection rule train first and
+        every other recipe is capped at the smallest of their pair counts per side (a seeded subset), seed
+        by seed in a seeded run."""
         from thinksafe.align.recipes import RECIPES, split_recipe
 
-        assert self.cfg.recipes is not None
         equalize = self.cfg.equalizes
-        selecting = [r for r in self.cfg.recipes if RECIPES.get(split_recipe(r)[0]).select is not None] if equalize else []
+        arms = self.cfg.arms
+        selecting = [a for a in arms if RECIPES.get(split_recipe(a[1])[0]).select is not None] if equalize else []
         if equalize and not selecting:
             log.warning("equalize: no recipe with a selection rule, so no training set is capped")
-        caps: list[int] | None = None
+        caps: dict[int | None, list[int]] = {}  # by seed
         adapters = {}
-        for recipe in selecting + [r for r in self.cfg.recipes if r not in selecting]:
-            train = self.align(recipe, None if recipe in selecting else caps)["train"]
-            if recipe in selecting:
+        for label, recipe, seed in selecting + [a for a in arms if a not in selecting]:
+            chosen = (label, recipe, seed) in selecting
+            train = self.align(label, recipe, seed, None if chosen else caps.get(seed))["train"]
+            if chosen:
                 counts = [train["harmful_pairs"], train["pairs"] - train["harmful_pairs"]]
-                caps = counts if caps is None else [min(a, b) for a, b in zip(caps, counts)]
-            adapters[recipe] = train["adapter"]
+                caps[seed] = counts if seed not in caps else [min(a, b) for a, b in zip(caps[seed], counts)]
+            adapters[label] = train["adapter"]
         return adapters
 
 

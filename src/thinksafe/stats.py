@@ -238,43 +238,48 @@ def bootstrap_difference(
 
 
 def seeded_paired_difference(
-    base: Sequence[float],
+    base: Sequence[float] | Sequence[Sequence[float]],
     after: Sequence[Sequence[float]],
     *,
     n_resamples: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
 ) -> dict[str, Any]:
-    """A before/after difference when the after side was trained under several seeds.
+    """A difference between two models on the same prompts when a side was trained under several seeds.
 
-    ``base[i]`` is prompt ``i``'s outcome (0/1, or a mean over samples) under the base model and
-    ``after[s][i]`` under the adapter trained with seed ``s``: the same prompts on every side. The
-    estimate is the mean over seeds and prompts of ``after - base``. The interval is a two-level
-    percentile bootstrap: each resample draws the seeds with replacement, then the prompts (one draw of
-    prompts for every drawn seed and the base, so the pairing holds), so it carries the training
-    noise between seeds as well as the prompts' sampling. With one seed it is the paired prompt
-    bootstrap. Returns ``{value, ci, p_value, per_seed, seed_sd, n_seeds, n}``: each seed's own
-    difference and their standard deviation (the between-seed spread) beside the pooled one. With
-    few seeds (3) the seed level of the bootstrap is coarse (27 distinct draws): read ``per_seed``
-    beside the interval.
+    ``after[s][i]`` is prompt ``i``'s outcome (0/1, or a mean over samples) under the adapter trained
+    with seed ``s``; ``base[i]`` the same under the base model, or ``base[t][i]`` under another recipe's
+    adapter trained with seed ``t`` (both sides seeded: recipe against recipe). The estimate is the
+    mean over seeds and prompts of ``after`` less that of ``base``. The interval is a two-level
+    percentile bootstrap: each resample draws each seeded side's seeds with replacement, then the
+    prompts (one draw of prompts shared by every drawn seed of both sides, so the pairing by prompt
+    holds), so it carries the training noise between seeds as well as the prompts' sampling. With one
+    seed a side it is the paired prompt bootstrap. Returns ``{value, ci, p_value, per_seed, seed_sd,
+    n_seeds, n}``: ``per_seed`` is each ``after`` seed's difference from the base's mean over its seeds,
+    ``seed_sd`` their standard deviation (the between-seed spread of ``after``). With few seeds (3) the
+    seed level is coarse (27 distinct draws a side): read ``per_seed`` beside the interval.
     """
-    b = np.asarray(base, dtype=float)
     a = np.asarray(after, dtype=float)
-    if a.ndim != 2 or a.shape[1] != b.shape[0]:
-        raise ValueError(f"after must be seeds x prompts with {b.shape[0]} prompts, got shape {a.shape}")
+    b = np.asarray(base, dtype=float)
+    b2 = b[None, :] if b.ndim == 1 else b
+    if a.ndim != 2 or b2.ndim != 2 or a.shape[1] != b2.shape[1]:
+        raise ValueError(f"after must be seeds x prompts and base prompts or seeds x prompts over the same prompts, "
+                         f"got shapes {a.shape} and {b.shape}")
     n_seeds, n = a.shape
-    if n == 0 or n_seeds == 0:
+    if n == 0 or n_seeds == 0 or b2.shape[0] == 0:
         return {"value": None, "ci": None, "p_value": None, "per_seed": [], "seed_sd": None, "n_seeds": n_seeds, "n": n}
-    d = a - b[None, :]  # seeds x prompts
-    per_seed = d.mean(axis=1)
+    per_seed = a.mean(axis=1) - b2.mean()
     rng = np.random.default_rng(seed)
-    seeds = rng.integers(0, n_seeds, (n_resamples, n_seeds))
+    seeds_a = rng.integers(0, n_seeds, (n_resamples, n_seeds))
+    seeds_b = rng.integers(0, b2.shape[0], (n_resamples, b2.shape[0]))
     prompts = rng.integers(0, n, (n_resamples, n))
-    # one draw of prompts a resample, shared by its drawn seeds: mean over drawn seeds of d[s, prompts]
-    diffs = np.array([d[np.ix_(seeds[r], prompts[r])].mean() for r in range(n_resamples)])
+    # one draw of prompts a resample, shared by the drawn seeds of both sides
+    diffs = np.array([a[np.ix_(seeds_a[r], prompts[r])].mean() - b2[np.ix_(seeds_b[r], prompts[r])].mean()
+                      for r in range(n_resamples)])
     ci = _percentile_interval(diffs.tolist(), n_resamples, alpha)
-    return {"value": float(d.mean()), "ci": ci, "p_value": bootstrap_p_value(diffs), "per_seed": per_seed.tolist(),
-            "seed_sd": float(per_seed.std(ddof=1)) if n_seeds > 1 else None, "n_seeds": n_seeds, "n": n}
+    return {"value": float(a.mean() - b2.mean()), "ci": ci, "p_value": bootstrap_p_value(diffs),
+            "per_seed": per_seed.tolist(), "seed_sd": float(per_seed.std(ddof=1)) if n_seeds > 1 else None,
+            "n_seeds": n_seeds, "n": n}
 
 
 # --------------------------------------------------------------------------------------- tests

@@ -57,9 +57,13 @@ class GRPOSettings:
 
     num_generations: int = 4  # the group: completions per prompt
     prompts_per_step: int = 2  # prompts in one optimiser step (each with its group)
+    epochs: float | None = 1.0  # passes over the prompts (online RL samples afresh each pass); None: the recipe's epochs
     # "engine": thinksafe's engine samples (budget forcing closes every trace; the closing tokens it feeds in
     # are masked out of the loss); "trl": TRL's own generation (max_completion_length, no forcing; use_vllm)
     rollout: str = "engine"
+    # engine rollout's sampler: "vllm" (the policy's weights pushed into one vLLM engine after every step),
+    # "transformers" (the policy itself, in the training process), "auto": vllm where it is installed
+    rollout_backend: str = "auto"
     thinking_budget: int = 96  # engine rollout: trace tokens before the close is forced
     max_new_tokens: int = 96  # engine rollout: answer tokens
     max_completion_length: int = 192  # trl rollout: trace and answer together
@@ -69,10 +73,14 @@ class GRPOSettings:
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ConfigError("GRPO needs groups of at least 2 completions (num_generations >= 2)")
+        if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
+            raise ConfigError(f"grpo epochs must be > 0 or None, got {self.epochs!r}")
         if self.prompts_per_step < 1 or self.max_completion_length < 1 or self.thinking_budget < 1 or self.max_new_tokens < 1:
             raise ConfigError(f"invalid GRPO settings: {asdict(self)}")
         if self.rollout not in ("engine", "trl"):
             raise ConfigError(f"rollout must be engine or trl, got {self.rollout!r}")
+        if self.rollout_backend not in ("auto", "vllm", "transformers"):
+            raise ConfigError(f"rollout_backend must be auto, vllm or transformers, got {self.rollout_backend!r}")
         if self.use_vllm and self.rollout != "trl":
             raise ConfigError("use_vllm is TRL's generation: set rollout: trl with it")
 
@@ -131,13 +139,52 @@ def reward_functions(asr_judge: Any, refusal_judge: Any) -> list[Callable[..., l
     return [task, closed_trace]
 
 
+def resolved_rollout_backend(settings: GRPOSettings) -> str:
+    """The engine rollout's sampler: ``auto`` is vLLM where it is installed, else transformers."""
+    if settings.rollout_backend != "auto":
+        return settings.rollout_backend
+    import importlib.util
+
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+
+
+def merged_weights(model: Any) -> Any:
+    """The weights of a (PEFT LoRA) policy under the base checkpoint's names, each LoRA layer's delta added
+    to its base weight (what a merged checkpoint holds), one tensor at a time; the model is not changed
+    (no merge and unmerge rounding its base weights). A model without LoRA layers yields its own weights."""
+    import torch
+
+    try:
+        from peft.tuners.lora import LoraLayer
+    except ImportError:  # pragma: no cover - peft is a dependency
+        LoraLayer = ()  # noqa: N806
+    lora = {name: m for name, m in model.named_modules() if LoraLayer and isinstance(m, LoraLayer)}
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".lora_" in name or ".modules_to_save." in name:
+                continue
+            owner, _, leaf = name.rpartition(".")
+            layer = lora.get(owner.removesuffix(".base_layer")) if owner.endswith(".base_layer") else None
+            tensor = param.detach()
+            if layer is not None and leaf == "weight":
+                for adapter in layer.active_adapters:
+                    if adapter in layer.lora_A and not layer.merged:
+                        tensor = tensor + layer.get_delta_weight(adapter)
+            yield name.removeprefix("base_model.model.").replace(".base_layer", ""), tensor
+
+
 def engine_rollout(loaded: Any, settings: GRPOSettings, seed: int) -> Callable[[list[str], Any], dict[str, Any]]:
     """A TRL ``rollout_func`` that samples through thinksafe's engine on the policy being trained: the
     user prompts are rendered as evaluation renders them, each trace is generated up to the thinking
     budget and closed there if the model did not close it, and the answer follows. The completion is
     trace + close + answer tokens; ``env_mask`` marks the closing tokens the engine fed in (0), so the
     policy is not trained on tokens it did not sample. Every call draws fresh seeds (the run seed plus
-    the trainer's step), and nothing is cached (the weights change every step)."""
+    the trainer's step), and nothing is cached (the weights change every step).
+
+    The sampler (:func:`resolved_rollout_backend`): vLLM runs one engine on the base checkpoint, under a
+    fingerprint of its own, and before each step's sampling the policy's merged weights
+    (:func:`merged_weights`) are reloaded into it in place (``VLLMBackend.reload_weights``); transformers
+    samples from the policy in the training process (bf16 autocast where the trainer trains in bf16)."""
     import contextlib
     import dataclasses
     import shutil
@@ -151,25 +198,49 @@ def engine_rollout(loaded: Any, settings: GRPOSettings, seed: int) -> Callable[[
     from thinksafe.generation.engine import Engine
     from thinksafe.generation.hf_backend import TransformersBackend
 
+    sampler = resolved_rollout_backend(settings)
+    state: dict[str, Any] = {"engine": None, "synced": None}
+
+    def backend_for(policy: Any, step: int, trainer: Any) -> tuple[Any, Any]:
+        live = dataclasses.replace(loaded, model=policy, fingerprint=f"{loaded.fingerprint}-grpo-{id(trainer)}-{step}",
+                                   adapter=None, adapter_fingerprint=None, checkpoint=None)
+        if sampler == "transformers":
+            return live, TransformersBackend(live)
+        from thinksafe.generation.vllm_backend import VLLMBackend
+
+        if state["engine"] is None:  # one engine for the whole run, on the base checkpoint, under its own key
+            own = dataclasses.replace(loaded, adapter=None, adapter_fingerprint=None,
+                                      fingerprint=f"{loaded.fingerprint}-grpo-policy-{id(trainer)}")
+            import torch
+
+            # the engine shares the machine with training: on a GPU a third of its memory (TRL's colocate default),
+            # on a CPU a 1 GiB KV cache (a step's rollouts need tens of MB; the backward pass needs the RAM)
+            share = {"gpu_memory_utilization": 0.3} if torch.cuda.is_available() else {"kv_cache_memory_bytes": 2**30}
+            state["engine"] = VLLMBackend(own, engine_options=share)
+        if state["synced"] != step:
+            state["engine"].reload_weights(merged_weights(policy))
+            state["synced"] = step
+        return dataclasses.replace(live, checkpoint=loaded.checkpoint), state["engine"]
+
     def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
         step = trainer.state.global_step
         policy = trainer.model
-        live = dataclasses.replace(loaded, model=policy, fingerprint=f"{loaded.fingerprint}-grpo-{id(trainer)}-{step}",
-                                   adapter=None, adapter_fingerprint=None, checkpoint=None)
         cfg = GenerationConfig(thinking=loaded.thinking, thinking_budget=settings.thinking_budget,
                                max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, top_p=1.0,
-                               seed=seed + step, backend="transformers", dtype="float32",
+                               seed=seed + step, backend=sampler,
+                               dtype="float32" if sampler == "transformers" else loaded.dtype,
                                batch_size=max(1, len(prompts)))
         examples = [Example(id=f"r{i}", prompt=p, benchmark="grpo", split_type="asr") for i, p in enumerate(prompts)]
         tmp = Path(tempfile.mkdtemp(prefix="thinksafe-grpo-"))
         training = policy.training
         policy.eval()
         bf16 = bool(getattr(trainer.args, "bf16", False))
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and not torch.cuda.is_available() \
-            else contextlib.nullcontext()
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) \
+            if bf16 and sampler == "transformers" and not torch.cuda.is_available() else contextlib.nullcontext()
         try:
             with torch.no_grad(), autocast:
-                engine = Engine(live, cfg, backend=TransformersBackend(live), cache=GenerationCache(tmp))
+                live, backend = backend_for(policy, step, trainer)
+                engine = Engine(live, cfg, backend=backend, cache=GenerationCache(tmp))
                 records = engine.run(examples, progress=False)
         finally:
             policy.train(training)
@@ -207,12 +278,13 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
         raise ConfigError("no GRPO prompts: the pools are empty")
     out_dir = Path(out_dir)
     batch = settings.num_generations * settings.prompts_per_step
+    epochs = config.epochs if settings.epochs is None else float(settings.epochs)
     args = GRPOConfig(
         output_dir=str(out_dir / "trainer"), per_device_train_batch_size=batch, gradient_accumulation_steps=1,
         num_generations=settings.num_generations,
         max_completion_length=(settings.thinking_budget + settings.max_new_tokens + 16 if settings.rollout == "engine"
                                else settings.max_completion_length),
-        temperature=settings.temperature, num_train_epochs=config.epochs, learning_rate=config.learning_rate,
+        temperature=settings.temperature, num_train_epochs=epochs, learning_rate=config.learning_rate,
         lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio, logging_steps=1, save_strategy="no",
         report_to=[], seed=config.seed, use_cpu=not _cuda(), use_vllm=settings.use_vllm,
         bf16=bf16_default() if config.bf16 is None else config.bf16, disable_tqdm=True,
@@ -232,11 +304,16 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
     from thinksafe.align.train import _StepBar
     from thinksafe.progress import bar
 
-    steps = math.ceil(len(rows) / settings.prompts_per_step) * math.ceil(config.epochs)
+    steps = math.ceil(len(rows) / settings.prompts_per_step) * math.ceil(epochs)
 
     with bar("GRPO (optimiser steps)", steps, enabled=progress) as row:
         trainer.add_callback(_StepBar(row))
-        trainer.train()
+        try:
+            trainer.train()
+        finally:  # the rollout's engine runs the policy's weights, not its checkpoint's: never reused
+            from thinksafe.generation.vllm_backend import release_engines
+
+            release_engines()
     history = [e for e in trainer.state.log_history if "reward" in e or "loss" in e]
     from thinksafe.cost import add_generated, add_trained
 

@@ -40,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from thinksafe.errors import ModelError
+from thinksafe.errors import ConfigError, ModelError
 from thinksafe.generation.backend import (
     Completion,
     GenerateRequest,
@@ -132,36 +132,94 @@ def _same_path(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+MERGED_KEEP = 3
+"""Merged checkpoints the cache keeps (``$THINKSAFE_MERGED_KEEP``): the most recently used; an older one is
+written again (seconds) when it is next needed. Each is a whole model (about 1 GB for a 0.5B model in
+bfloat16), and a main job merges one a trained model."""
+
+
+def prune_merged(root: Path, keep: int, current: Path) -> list[Path]:
+    """Remove all but the ``keep`` most recently used merged checkpoints under ``root`` (``current`` always
+    stays), and the ``.tmp<pid>`` folders of merges whose process is gone; returns what was removed."""
+    removed: list[Path] = []
+    done = []
+    for d in root.iterdir() if root.is_dir() else []:
+        if not d.is_dir():
+            continue
+        head, sep, pid = d.name.rpartition(".tmp")
+        if sep and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:  # a killed merge's leftovers
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+            except PermissionError:
+                pass
+            continue
+        if d != current:
+            done.append(d)
+    done.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for d in done[max(0, keep - 1):]:
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
 def merge_adapter(checkpoint: Path, adapter: Path, loaded: LoadedModel) -> Path:
     """Write ``checkpoint`` with the LoRA ``adapter`` merged in (``peft``'s ``merge_and_unload``) to
-    ``<cache>/merged/<weights>-<adapter>/`` and return it; an existing one is reused. The loaded
-    model is left untouched (hidden states and scores still run the adapter through PEFT)."""
+    ``<cache>/merged/<weights>-<adapter>/`` and return it; an existing one is reused. The merge runs at
+    full precision and is saved in the run's dtype (what vLLM would cast it to on loading, so the same
+    weights at half the disk for bfloat16). The cache keeps the ``$THINKSAFE_MERGED_KEEP`` (default
+    :data:`MERGED_KEEP`) most recently used. The loaded model is left untouched (hidden states and
+    scores still run the adapter through PEFT)."""
     from thinksafe.paths import cache_dir
 
-    out = cache_dir() / "merged" / f"{(loaded.fingerprint or 'model')[:16]}-{(loaded.adapter_fingerprint or 'adapter')[:16]}"
+    root = cache_dir() / "merged"
+    out = root / f"{(loaded.fingerprint or 'model')[:16]}-{(loaded.adapter_fingerprint or 'adapter')[:16]}"
+    keep = _merged_keep()
     if (out / "config.json").exists() and any(out.glob("*.safetensors")):
+        os.utime(out)  # used now: the last to be pruned
         return out
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
+
+    from thinksafe.models.loader import resolve_dtype
 
     log.info("Merging the adapter %s into %s for vLLM (once; kept in %s)", adapter, checkpoint, out)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     try:
         base = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32, use_safetensors=True)  # merge at full precision
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        dtype = resolve_dtype(loaded.dtype)
+        if dtype in ("bfloat16", "float16"):
+            merged = merged.to(getattr(torch, dtype))
         merged.save_pretrained(tmp, safe_serialization=True)
         loaded.tokenizer.save_pretrained(tmp)
         ensure_architectures(tmp, merged)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelError(f"Could not write the merged model to {out} (THINKSAFE_CACHE not writable?): {exc}") from exc
+        raise ModelError(f"Could not write the merged model to {out} (THINKSAFE_CACHE not writable, or the disk "
+                         f"full?): {exc}") from exc
     except Exception as exc:  # a bad adapter for this model: say which, keep the cause
         shutil.rmtree(tmp, ignore_errors=True)
         raise ModelError(f"Could not merge the adapter {adapter} into {checkpoint}: {exc}") from exc
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)  # a killed merge leaves only a .tmp folder, never a half-written checkpoint
+    for gone in prune_merged(root, keep, out):
+        log.info("Removed the merged checkpoint %s (the cache keeps the %d most recently used)", gone, keep)
     return out
+
+
+def _merged_keep() -> int:
+    raw = os.environ.get("THINKSAFE_MERGED_KEEP", str(MERGED_KEEP))
+    try:
+        keep = int(raw)
+    except ValueError:
+        keep = 0
+    if keep < 1:
+        raise ConfigError(f"THINKSAFE_MERGED_KEEP must be a positive integer, got {raw!r}")
+    return keep
 
 
 def release_engines() -> None:
@@ -246,6 +304,19 @@ class VLLMBackend:
         if Path(ckpt).is_dir():
             ensure_architectures(Path(ckpt), self.loaded.model)
         return ckpt
+
+    def reload_weights(self, weights: Any) -> None:
+        """Replace the base engine's weights in place with ``weights`` (``(name, tensor)`` pairs under the
+        checkpoint's names, every weight of the model) and drop its prefix cache: the online-RL rollout
+        samples from the policy being trained and pushes it here after each optimiser step. vLLM's
+        layerwise reload runs each layer's post-loading processing again, so the CPU kernels' packed weights
+        are rebuilt. Build this backend on a ``loaded`` with a fingerprint of its own: an engine is shared by
+        the backends with the same key, and this one no longer runs its checkpoint."""
+        llm = self._llm(False)
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+        llm.reset_prefix_cache()
+        if not self.version.endswith(" reloaded"):
+            self.version += " reloaded"
 
     def merged_checkpoint(self) -> str:
         """The base checkpoint with the loaded adapter merged in, written once to the cache (keyed by

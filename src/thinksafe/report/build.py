@@ -106,7 +106,10 @@ def collect(run_dir: Path) -> dict[str, Any]:
     config = _read(run_dir / "config.json")
     if config is None:
         raise DataError(f"{run_dir} is not a thinksafe run folder (no config.json); run `thinksafe run --out {run_dir}`")
-    recipes = list(config.get("recipes") or [])
+    from thinksafe.align.recipes import arms as arms_of
+
+    arms = arms_of(list(config.get("recipes") or []), config.get("seeds"))
+    recipes = [label for label, _, _ in arms]  # the models: a recipe, or a recipe under one seed
     after = {r: side_summary(run_dir / "after" / r) for r in recipes}
     comparison = None
     done = {r: run_dir / "after" / r / "eval" for r in recipes if after.get(r)}
@@ -128,20 +131,24 @@ def collect(run_dir: Path) -> dict[str, Any]:
                            "overrides": t.get("overrides"), "first_loss": losses[0] if losses else None,
                            "last_loss": losses[-1] if losses else None, "losses": losses}
     contrasts = {}
-    from thinksafe.report.contrast import contrast
+    from thinksafe.report.contrast import contrast, seeded_contrasts
 
     if (run_dir / "before" / "eval" / "metrics.json").exists():
         for r in done:
             contrasts[f"{r} vs base"] = contrast(run_dir / "before", run_dir / "after" / r)
     finished = list(done)
-    for r in finished[1:]:  # each later recipe against the first (e.g. thinksafe-deliberate vs thinksafe)
-        contrasts[f"{r} vs {finished[0]}"] = contrast(run_dir / "after" / finished[0], run_dir / "after" / r)
+    seeded = seeded_contrasts(run_dir, arms) if config.get("seeds") is not None else None
+    if seeded is None:  # a seeded run tests recipe against recipe across its seeds (``seeded``) instead
+        for r in finished[1:]:  # each later recipe against the first (e.g. thinksafe-deliberate vs thinksafe)
+            contrasts[f"{r} vs {finished[0]}"] = contrast(run_dir / "after" / finished[0], run_dir / "after" / r)
     first = recipes[0] if recipes else None
     before_eval = _read(run_dir / "before" / "eval" / "metrics.json") or {}
     out = {
         "schema_version": SCHEMA_VERSION,
         "eval_sources": (before_eval.get("meta") or {}).get("data_sources") or {},
         "model": config.get("model"), "preset": config.get("preset"), "recipes": recipes,
+        "seeds": config.get("seeds"), "arms": [{"label": a, "recipe": r, "seed": s} for a, r, s in arms],
+        "seeded": seeded,
         "sets": _read(run_dir / "sets.json"),
         "before": side_summary(run_dir / "before"),
         "after": after[first] | {"recipe": first} if first and after.get(first) else None,

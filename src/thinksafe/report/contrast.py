@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from thinksafe.deliberation.states import prompt_of
 from thinksafe.evals.compare import adjust_family, paired_headline
 from thinksafe.evals.schema import read_metrics
@@ -229,3 +231,62 @@ def contrast(side_a: str | Path, side_b: str | Path, *, n_resamples: int = 2000,
     adjust_family(rows)
     return {"a": str(side_a), "b": str(side_b), "rows": rows,
             "family": f"Holm and BH across the {sum(r['p_value'] is not None for r in rows)} rows with a p-value"}
+
+
+# ------------------------------------------------------------------------------------------ seeds
+
+
+def seeded_contrasts(run_dir: str | Path, arms: list[tuple[str, str, int | None]], *, n_resamples: int = 2000,
+                     seed: int = 0) -> dict[str, Any] | None:
+    """A seeded run's table (``seeds`` in its config): each recipe's headline on every evaluation set as the
+    mean over its seeds with the between-seed spread, and its difference against the base and against the
+    first recipe, tested across seeds and prompts (:func:`thinksafe.stats.seeded_paired_difference`: seeds
+    resampled on each seeded side, prompts jointly, so the training noise between seeds is in the
+    interval). Holm and BH across the table's rows. Only models whose evaluation finished are in it;
+    None where no recipe has one yet."""
+    from thinksafe.evals.compare import events_by_prompt
+    from thinksafe.stats import seeded_paired_difference
+
+    run_dir = Path(run_dir)
+    base_dir = run_dir / "before" / "eval"
+    if not (base_dir / "metrics.json").exists():
+        return None
+    by_recipe: dict[str, list[tuple[int | None, Path]]] = {}
+    for label, recipe, s in arms:
+        folder = run_dir / "after" / label / "eval"
+        if (folder / "metrics.json").exists():
+            by_recipe.setdefault(recipe, []).append((s, folder))
+    if not by_recipe:
+        return None
+    first = next(r for _, r, _ in arms if r in by_recipe)
+    base_metrics = read_metrics(base_dir / "metrics.json")
+    rows: list[dict[str, Any]] = []
+    for bench, entry in base_metrics["benchmarks"].items():
+        metric = entry["metric"]
+        base = events_by_prompt(base_dir, bench, metric)
+        events: dict[str, list[dict[str, list[bool]]]] = {}
+        rates: dict[str, list[float | None]] = {}
+        for recipe, seeded in by_recipe.items():
+            ms = [read_metrics(folder / "metrics.json")["benchmarks"].get(bench) for _, folder in seeded]
+            if any(m is None or m["metric"] != metric for m in ms):
+                continue
+            events[recipe] = [events_by_prompt(folder, bench, metric) for _, folder in seeded]
+            rates[recipe] = [m["value"] for m in ms]
+        for recipe, evs in events.items():
+            seeds_of = [s for s, _ in by_recipe[recipe]]
+            values = [v for v in rates[recipe] if v is not None]
+            summary = {"recipe": recipe, "metric": f"{bench} {metric}", "seeds": seeds_of, "per_seed": rates[recipe],
+                       "mean": float(np.mean(values)) if values else None,
+                       "seed_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+            against = [("base", [base])] + ([(first, events[first])] if recipe != first and first in events else [])
+            for name, other in against:
+                ids = sorted(set.intersection(*(set(e) for e in other + evs)))
+                res = seeded_paired_difference([[float(np.mean(e[i])) for i in ids] for e in other],
+                                               [[float(np.mean(e[i])) for i in ids] for e in evs],
+                                               n_resamples=n_resamples, seed=seed)
+                rows.append(summary | {"against": name, "diff": res["value"], "ci": res["ci"], "p_value": res["p_value"],
+                                       "diff_per_seed": res["per_seed"], "n": len(ids), "n_seeds": res["n_seeds"]})
+    adjust_family(rows)
+    return {"rows": rows, "first": first,
+            "family": f"Holm and BH across the {sum(r['p_value'] is not None for r in rows)} rows with a p-value",
+            "test": "two-level bootstrap: seeds resampled on each seeded side, then prompts jointly (paired)"}

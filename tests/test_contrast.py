@@ -401,3 +401,5 @@ def test_a_seeded_run_reports_each_recipes_mean_spread_and_differences_across_se
     table = html[html.index('id="seeded-table"'):]
     table = table[:table.index("</table>")]
     assert "teacher" in table and "thinksafe" in table and f"{ts['p_holm']:.3f}" in table
+    assert metrics["verdict"]["paragraph"].startswith("thinksafe-seed0 against the base model:")
+    assert "over its 3 seeds" in metrics["verdict"]["paragraph"]

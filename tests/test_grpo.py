@@ -164,3 +164,15 @@ def test_the_merged_weights_are_a_merged_checkpoints_under_its_names(tiny_loaded
     q = next(n for n in got if n.endswith("q_proj.weight"))
     assert not torch.allclose(got[q], base_names[q])  # the delta is in
     assert all(torch.equal(p, before[n]) for n, p in policy.named_parameters())  # nothing merged into the policy
+
+
+def test_grpo_checkpoints_gradients_only_where_the_sft_trainer_does(tiny_loaded, tmp_path):
+    """TRL's GRPO defaults to gradient checkpointing; thinksafe follows its SFT rule instead (CUDA only,
+    unless the config says), since on a CPU it only recomputes every forward."""
+    import torch
+
+    def flat(prompts, completions, **_):
+        return [1.0 for _ in completions]
+
+    _, result = _grpo_step(tiny_loaded, tmp_path / "ckpt", flat)
+    assert result["trainer"].args.gradient_checkpointing is torch.cuda.is_available()

@@ -128,7 +128,11 @@ def verdict(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
     cannot = ("Smallest changes this run could detect (alpha 0.05, power 0.8, paired): " + "; ".join(mdds) + "."
               if mdds else "")
     judge = _judge_words(before, metrics.get("labels"))
-    paragraph = " ".join([f"{recipe} against the base model:"] + [s["text"] for s in sentences] + [cannot, judge]).strip()
+    seeds = metrics.get("seeds")
+    seeded = (f"This is one training seed's model; the table Across training seeds tests each recipe over its "
+              f"{len(seeds)} seeds." if seeds else "")
+    paragraph = " ".join([f"{recipe} against the base model:"] + [s["text"] for s in sentences]
+                         + [seeded, cannot, judge]).strip()
     return {"recipe": recipe, "sentences": sentences, "cannot_detect": cannot, "judge": judge, "paragraph": paragraph}
 
 

@@ -52,11 +52,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     if not session.config.getoption("--runslow"):
         return
-    where = os.environ.get("THINKSAFE_TEST_CACHE") or tempfile.gettempdir()
-    probe = Path(where)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free / 2**30
+    # the session's folders (pytest's base folder, or --basetemp) and the test cache, if kept elsewhere
+    places = [session.config.option.basetemp or os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir(),
+              os.environ.get("THINKSAFE_TEST_CACHE")]
+    free, probe = float("inf"), Path(tempfile.gettempdir())
+    for where in filter(None, places):
+        p = Path(where)
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if shutil.disk_usage(p).free / 2**30 < free:
+            free, probe = shutil.disk_usage(p).free / 2**30, p
     if free < SLOW_SUITE_DISK_GIB:
         pytest.exit(f"{probe} has {free:.1f} GiB free; the slow suite needs about {SLOW_SUITE_DISK_GIB} GiB there "
                     "(models, merged checkpoints, vLLM's compile cache). Free some space (old pytest folders under "

@@ -246,3 +246,25 @@ def test_a_run_resumes_with_another_batch_size_but_not_other_sampling(tmp_path):
     with pytest.raises(ConfigError, match="eval"):
         pin_config(tmp_path / "main", {"eval": {"generation": {"batch_size": 2, "top_k": 0}}}, what="a main-job run",
                    flag="--out")
+
+
+@needs_data
+def test_the_grpo_recipe_trains_records_what_ran_and_skips_when_done(tiny_loaded, tmp_path, monkeypatch):
+    """``--recipe grpo`` through the align stage: one online train stage on the pools' prompts, an adapter,
+    and a manifest that says what ran (the sampler ``auto`` became, GRPO's own passes over the prompts,
+    not the recipe's SFT epochs); a finished stage is not trained again."""
+    run_dir = tmp_path / "grpo"
+    cfg = _cfg(recipe="grpo", harmful_size=2, benign_size=2, epochs=3.0,
+               grpo={"num_generations": 2, "prompts_per_step": 2, "thinking_budget": 4, "max_new_tokens": 4})
+    result = run_stage("all", run_dir, cfg, loaded=tiny_loaded, progress=False)["train"]
+    assert result["online"] and result["prompts"] == 4 and result["harmful_pairs"] == 2
+    assert result["grpo"]["rollout_backend"] == "transformers"  # the tiny model has no checkpoint folder for vLLM
+    assert result["grpo"]["epochs"] == 1.0 and len(result["rewards"]) == 2  # one pass: 4 prompts, 2 a step
+    assert (run_dir / "train" / "adapter" / "adapter_config.json").exists()
+    from thinksafe.align import grpo
+
+    def boom(*a, **k):
+        raise AssertionError("a complete stage must not train again")
+
+    monkeypatch.setattr(grpo, "train_grpo", boom)
+    assert run_stage("train", run_dir, cfg, loaded=tiny_loaded, progress=False) == result

@@ -403,3 +403,6 @@ def test_a_seeded_run_reports_each_recipes_mean_spread_and_differences_across_se
     assert "teacher" in table and "thinksafe" in table and f"{ts['p_holm']:.3f}" in table
     assert metrics["verdict"]["paragraph"].startswith("thinksafe-seed0 against the base model:")
     assert "over its 3 seeds" in metrics["verdict"]["paragraph"]
+    from thinksafe.evals.labels import sides
+
+    assert set(sides(root)) == {"before"} | {f"after/{r}-seed{s}" for r in ("thinksafe", "teacher") for s in (0, 1, 2)}

@@ -176,3 +176,23 @@ def test_grpo_checkpoints_gradients_only_where_the_sft_trainer_does(tiny_loaded,
 
     _, result = _grpo_step(tiny_loaded, tmp_path / "ckpt", flat)
     assert result["trainer"].args.gradient_checkpointing is torch.cuda.is_available()
+
+
+def test_the_rollout_sampler_resolves_as_the_engine_does(tiny_loaded, monkeypatch):
+    """``auto``: transformers for an in-memory model (vLLM needs a checkpoint folder) and under a
+    distributed launch; a named sampler is kept; the run records what ``auto`` became."""
+    import dataclasses
+    import importlib.util
+
+    from thinksafe.align.grpo import resolved_rollout_backend
+
+    auto = GRPOSettings()
+    assert resolved_rollout_backend(auto, tiny_loaded) == "transformers"  # no checkpoint folder
+    on_disk = dataclasses.replace(tiny_loaded, checkpoint="/some/folder")
+    want = "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+    assert resolved_rollout_backend(auto, on_disk) == want
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert resolved_rollout_backend(auto, on_disk) == "transformers"
+    assert resolved_rollout_backend(GRPOSettings(rollout_backend="vllm"), on_disk) == "vllm"
+    with pytest.raises(Exception, match="epochs"):
+        GRPOSettings(epochs=True)

@@ -140,6 +140,7 @@ def test_a_loaded_adapter_runs_merged_on_cpu(smol, adapter):
     assert ours != base  # the merged weights carry the adapter
     merged = backend.merged_checkpoint()
     assert Path(merged).is_relative_to(cache_dir() / "merged") and (Path(merged) / "config.json").exists()
+    assert Path(merged).name.endswith("-float32")  # saved in the run's dtype, which is in the key
     # a second backend reuses the merged checkpoint rather than writing it again
     stamp = (Path(merged) / "config.json").stat().st_mtime_ns
     assert VLLMBackend(loaded, max_model_len=1024).merged_checkpoint() == merged
@@ -226,6 +227,7 @@ def test_reloaded_weights_decode_as_the_policy_they_came_from(smol, adapter):
         ours = [c[0].token_ids for c in backend.generate(reqs)]
     finally:
         release_engines()
-    assert base != ref  # the adapter changes these answers
-    assert sum(a == b for a, b in zip(ours, ref)) >= len(PROMPTS) - 1
+    assert sum(a != b for a, b in zip(base, ref)) >= 2  # the adapter changes at least two of these answers...
+    assert sum(a == b for a, b in zip(ours, ref)) >= len(PROMPTS) - 1  # ...and the reloaded engine follows it
+    assert sum(a == b for a, b in zip(ours, base)) < sum(a == b for a, b in zip(ours, ref))
     assert "reloaded" in backend.version

@@ -141,10 +141,10 @@ class RunConfig:
 
     @property
     def arms(self) -> list[tuple[str, str, int | None]]:
-        """The models this run trains: ``(label, recipe, seed)`` (:func:`thinksafe.align.recipes.arms`)."""
-        from thinksafe.align.recipes import arms
+        """The models this run trains: ``(label, recipe, seed)`` (:func:`thinksafe.manifest.run_arms`)."""
+        from thinksafe.manifest import run_arms
 
-        return arms(list(self.recipes or []), self.seeds)
+        return run_arms(list(self.recipes or []), self.seeds)
 
     @property
     def preset_spec(self) -> RunPreset:

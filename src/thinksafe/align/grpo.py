@@ -73,7 +73,8 @@ class GRPOSettings:
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ConfigError("GRPO needs groups of at least 2 completions (num_generations >= 2)")
-        if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float))
+                                        or not self.epochs > 0):
             raise ConfigError(f"grpo epochs must be > 0 or None, got {self.epochs!r}")
         if self.prompts_per_step < 1 or self.max_completion_length < 1 or self.thinking_budget < 1 or self.max_new_tokens < 1:
             raise ConfigError(f"invalid GRPO settings: {asdict(self)}")
@@ -139,13 +140,16 @@ def reward_functions(asr_judge: Any, refusal_judge: Any) -> list[Callable[..., l
     return [task, closed_trace]
 
 
-def resolved_rollout_backend(settings: GRPOSettings) -> str:
-    """The engine rollout's sampler: ``auto`` is vLLM where it is installed, else transformers."""
+def resolved_rollout_backend(settings: GRPOSettings, loaded: Any = None) -> str:
+    """The engine rollout's sampler: ``auto`` is what the engine's own ``auto`` picks (vLLM where it imports
+    and the model is a checkpoint folder, else transformers), and transformers under a distributed launch
+    (one in-process vLLM engine a rank inside the launch's process group is untested)."""
     if settings.rollout_backend != "auto":
         return settings.rollout_backend
-    import importlib.util
+    from thinksafe.distributed import world_size
+    from thinksafe.generation.registry import resolve_backend
 
-    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+    return "transformers" if world_size() > 1 else resolve_backend("auto", loaded)
 
 
 def merged_weights(model: Any) -> Any:
@@ -168,6 +172,9 @@ def merged_weights(model: Any) -> Any:
             tensor = param.detach()
             if layer is not None and leaf == "weight":
                 for adapter in layer.active_adapters:
+                    if adapter in getattr(layer, "lora_embedding_A", {}) or getattr(layer, "use_dora", {}).get(adapter):
+                        raise ConfigError(f"the vLLM rollout merges plain LoRA layers only; {name} is an embedding or "
+                                          "DoRA adapter: use --grpo rollout_backend=transformers")
                     if adapter in layer.lora_A and not layer.merged:
                         tensor = tensor + layer.get_delta_weight(adapter)
             yield name.removeprefix("base_model.model.").replace(".base_layer", ""), tensor
@@ -198,7 +205,7 @@ def engine_rollout(loaded: Any, settings: GRPOSettings, seed: int) -> Callable[[
     from thinksafe.generation.engine import Engine
     from thinksafe.generation.hf_backend import TransformersBackend
 
-    sampler = resolved_rollout_backend(settings)
+    sampler = resolved_rollout_backend(settings, loaded)
     state: dict[str, Any] = {"engine": None, "synced": None}
 
     def backend_for(policy: Any, step: int, trainer: Any) -> tuple[Any, Any]:

@@ -117,12 +117,3 @@ def check_recipe(name: str) -> Recipe:
         raise ConfigError(f"recipe must be a name, got {name!r}")
     return RECIPES.get(name)
 
-
-def arms(recipes: list[str], seeds: list[int] | None) -> list[tuple[str, str, int | None]]:
-    """The models a main job trains: ``(label, recipe entry, seed)``, recipe by recipe in the order given.
-    Without ``seeds`` a recipe is one model labelled by its entry, trained under the stage's own seed;
-    with ``seeds`` (the between-seed spread of a recipe) it is one model a seed, labelled
-    ``<entry>-seed<N>`` (its folders ``align/<label>`` and ``after/<label>``)."""
-    if seeds is None:
-        return [(r, r, None) for r in recipes]
-    return [(f"{r}-seed{s}", r, s) for r in recipes for s in seeds]

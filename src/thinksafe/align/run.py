@@ -603,8 +603,17 @@ class AlignRun:
         cfg = self.cfg
         return {"model": self._model_identity(), "recipe": cfg.recipe, "thinking": cfg.generation.thinking,
                 "pools": {p.name: hash_examples(p.examples) for p in self.pools},
-                "train": asdict(cfg.train_config()), "grpo": asdict(cfg.grpo_settings), "overrides": cfg.overrides(),
+                "train": asdict(cfg.train_config()), "grpo": self.grpo_record(), "overrides": cfg.overrides(),
                 "judges": {n: self.judge(n).fingerprint for n in (cfg.asr_judge, cfg.refusal_judge)}}
+
+    def grpo_record(self) -> dict[str, Any]:
+        """The GRPO settings as they run: the sampler ``auto`` resolved to, and the passes over the prompts
+        (``grpo.epochs``, or the recipe's epochs where it is None)."""
+        from thinksafe.align.grpo import resolved_rollout_backend
+
+        s = self.cfg.grpo_settings
+        return asdict(s) | {"rollout_backend": resolved_rollout_backend(s, self.loaded),
+                            "epochs": self.cfg.train_config().epochs if s.epochs is None else float(s.epochs)}
 
     def online_rows(self) -> list[dict[str, Any]]:
         """Every pool prompt rendered as evaluation renders it, with what its reward needs."""
@@ -647,7 +656,7 @@ class AlignRun:
             "base_model": self.loaded.name, "base_model_fingerprint": self.loaded.fingerprint,
             "judges": {n: self.judge(n).fingerprint for n in (cfg.asr_judge, cfg.refusal_judge)},
             "preset": cfg.preset_spec.to_dict(), "overrides": cfg.overrides(), "train_config": asdict(cfg.train_config()),
-            "grpo": asdict(cfg.grpo_settings), "caps": {"harmful_pairs": None, "benign_pairs": None},
+            "grpo": self.grpo_record(), "caps": {"harmful_pairs": None, "benign_pairs": None},
         }
         if not main:
             return json.loads(json.dumps(manifest))

@@ -96,7 +96,10 @@ def sides(run_dir: Path) -> dict[str, tuple[str, Path]]:
     config = main_job_config(run_dir)
     if config is not None:
         found = {"before": ("eval", run_dir / "before" / "eval")}
-        found |= {f"after/{r}": ("eval", run_dir / "after" / r / "eval") for r in config.get("recipes") or []}
+        from thinksafe.manifest import run_arms
+
+        arms = run_arms(list(config.get("recipes") or []), config.get("seeds"))  # a seeded run: one model a seed
+        found |= {f"after/{label}": ("eval", run_dir / "after" / label / "eval") for label, _, _ in arms}
         found = {s: v for s, v in found.items() if (v[1] / "metrics.json").exists()}
         if not found:
             raise DataError(f"{run_dir}: no side of this main job has finished its evaluation yet; label it once one has.")

@@ -138,30 +138,40 @@ written again (seconds) when it is next needed. Each is a whole model (about 1 G
 bfloat16), and a main job merges one a trained model."""
 
 
-def prune_merged(root: Path, keep: int, current: Path) -> list[Path]:
+MERGED_GRACE_S = 600.0
+"""A merged checkpoint used (or a merge's ``.tmp`` folder written) this recently is never pruned: another
+process may be loading it into vLLM, or still writing it (a cache shared across machines shows no pids)."""
+
+
+def prune_merged(root: Path, keep: int, current: Path, *, now: float | None = None) -> list[Path]:
     """Remove all but the ``keep`` most recently used merged checkpoints under ``root`` (``current`` always
-    stays), and the ``.tmp<pid>`` folders of merges whose process is gone; returns what was removed."""
+    stays, and so does anything used in the last :data:`MERGED_GRACE_S` seconds), and the ``.tmp``
+    folders of merges older than that (a killed merge's leftovers); returns what was removed."""
+    import time
+
+    now = time.time() if now is None else now
     removed: list[Path] = []
-    done = []
+    done: list[tuple[float, Path]] = []
     for d in root.iterdir() if root.is_dir() else []:
-        if not d.is_dir():
+        try:
+            if not d.is_dir():
+                continue
+            used = d.stat().st_mtime
+        except OSError:  # removed meanwhile by another process
             continue
-        head, sep, pid = d.name.rpartition(".tmp")
+        _, sep, pid = d.name.rpartition(".tmp")
         if sep and pid.isdigit():
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:  # a killed merge's leftovers
+            if now - used > MERGED_GRACE_S:
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(d)
-            except PermissionError:
-                pass
             continue
         if d != current:
-            done.append(d)
-    done.sort(key=lambda d: d.stat().st_mtime, reverse=True)
-    for d in done[max(0, keep - 1):]:
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(d)
+            done.append((used, d))
+    done.sort(reverse=True)
+    for used, d in done[max(0, keep - 1):]:
+        if now - used > MERGED_GRACE_S:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
     return removed
 
 
@@ -174,24 +184,27 @@ def merge_adapter(checkpoint: Path, adapter: Path, loaded: LoadedModel) -> Path:
     scores still run the adapter through PEFT)."""
     from thinksafe.paths import cache_dir
 
+    from thinksafe.models.loader import resolve_dtype
+
+    dtype = resolve_dtype(loaded.dtype)
     root = cache_dir() / "merged"
-    out = root / f"{(loaded.fingerprint or 'model')[:16]}-{(loaded.adapter_fingerprint or 'adapter')[:16]}"
+    out = root / f"{(loaded.fingerprint or 'model')[:16]}-{(loaded.adapter_fingerprint or 'adapter')[:16]}-{dtype}"
     keep = _merged_keep()
     if (out / "config.json").exists() and any(out.glob("*.safetensors")):
-        os.utime(out)  # used now: the last to be pruned
+        try:
+            os.utime(out)  # used now: the last to be pruned
+        except OSError:  # a cache this user may read but not write
+            pass
         return out
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-
-    from thinksafe.models.loader import resolve_dtype
 
     log.info("Merging the adapter %s into %s for vLLM (once; kept in %s)", adapter, checkpoint, out)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     try:
         base = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32, use_safetensors=True)  # merge at full precision
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-        dtype = resolve_dtype(loaded.dtype)
         if dtype in ("bfloat16", "float16"):
             merged = merged.to(getattr(torch, dtype))
         merged.save_pretrained(tmp, safe_serialization=True)
@@ -321,8 +334,9 @@ class VLLMBackend:
     def merged_checkpoint(self) -> str:
         """The base checkpoint with the loaded adapter merged in, written once to the cache (keyed by
         the weights' and the adapter's content hashes) and reused by later runs."""
-        if self._merged is None:
-            self._merged = str(merge_adapter(Path(self.checkpoint), Path(str(self.loaded.adapter)), self.loaded))
+        # asked each time: it marks the folder used (the cache prunes the least recently used), and writes it
+        # again should it have been pruned since
+        self._merged = str(merge_adapter(Path(self.checkpoint), Path(str(self.loaded.adapter)), self.loaded))
         return self._merged
 
     def _merged_request(self, adapter: str | None) -> bool:

@@ -106,7 +106,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
     config = _read(run_dir / "config.json")
     if config is None:
         raise DataError(f"{run_dir} is not a thinksafe run folder (no config.json); run `thinksafe run --out {run_dir}`")
-    from thinksafe.align.recipes import arms as arms_of
+    from thinksafe.manifest import run_arms as arms_of
 
     arms = arms_of(list(config.get("recipes") or []), config.get("seeds"))
     recipes = [label for label, _, _ in arms]  # the models: a recipe, or a recipe under one seed
@@ -138,7 +138,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
             contrasts[f"{r} vs base"] = contrast(run_dir / "before", run_dir / "after" / r)
     finished = list(done)
     seeded = seeded_contrasts(run_dir, arms) if config.get("seeds") is not None else None
-    if seeded is None:  # a seeded run tests recipe against recipe across its seeds (``seeded``) instead
+    if config.get("seeds") is None:  # a seeded run tests recipe against recipe across its seeds (``seeded``) instead
         for r in finished[1:]:  # each later recipe against the first (e.g. thinksafe-deliberate vs thinksafe)
             contrasts[f"{r} vs {finished[0]}"] = contrast(run_dir / "after" / finished[0], run_dir / "after" / r)
     first = recipes[0] if recipes else None

@@ -265,27 +265,26 @@ def seeded_contrasts(run_dir: str | Path, arms: list[tuple[str, str, int | None]
         metric = entry["metric"]
         base = events_by_prompt(base_dir, bench, metric)
         events: dict[str, list[dict[str, list[bool]]]] = {}
-        rates: dict[str, list[float | None]] = {}
         for recipe, seeded in by_recipe.items():
             ms = [read_metrics(folder / "metrics.json")["benchmarks"].get(bench) for _, folder in seeded]
             if any(m is None or m["metric"] != metric for m in ms):
                 continue
             events[recipe] = [events_by_prompt(folder, bench, metric) for _, folder in seeded]
-            rates[recipe] = [m["value"] for m in ms]
         for recipe, evs in events.items():
-            seeds_of = [s for s, _ in by_recipe[recipe]]
-            values = [v for v in rates[recipe] if v is not None]
-            summary = {"recipe": recipe, "metric": f"{bench} {metric}", "seeds": seeds_of, "per_seed": rates[recipe],
-                       "mean": float(np.mean(values)) if values else None,
-                       "seed_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None}
             against = [("base", [base])] + ([(first, events[first])] if recipe != first and first in events else [])
             for name, other in against:
+                # every number of the row over the prompts all its sides answered: each seed's rate (the mean
+                # over prompts of each prompt's mean over samples, as the headline), their mean and spread
                 ids = sorted(set.intersection(*(set(e) for e in other + evs)))
-                res = seeded_paired_difference([[float(np.mean(e[i])) for i in ids] for e in other],
-                                               [[float(np.mean(e[i])) for i in ids] for e in evs],
+                after = [[float(np.mean(e[i])) for i in ids] for e in evs]
+                res = seeded_paired_difference([[float(np.mean(e[i])) for i in ids] for e in other], after,
                                                n_resamples=n_resamples, seed=seed)
-                rows.append(summary | {"against": name, "diff": res["value"], "ci": res["ci"], "p_value": res["p_value"],
-                                       "diff_per_seed": res["per_seed"], "n": len(ids), "n_seeds": res["n_seeds"]})
+                per_seed = [float(np.mean(a)) if ids else None for a in after]
+                rows.append({"recipe": recipe, "metric": f"{bench} {metric}", "seeds": [s for s, _ in by_recipe[recipe]],
+                             "per_seed": per_seed, "mean": float(np.mean(after)) if ids else None,
+                             "seed_sd": float(np.std(per_seed, ddof=1)) if ids and len(per_seed) > 1 else None,
+                             "against": name, "diff": res["value"], "ci": res["ci"], "p_value": res["p_value"],
+                             "diff_per_seed": res["per_seed"], "n": len(ids), "n_seeds": res["n_seeds"]})
     adjust_family(rows)
     return {"rows": rows, "first": first,
             "family": f"Holm and BH across the {sum(r['p_value'] is not None for r in rows)} rows with a p-value",

@@ -130,7 +130,7 @@ def verdict(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
     judge = _judge_words(before, metrics.get("labels"))
     seeds = metrics.get("seeds")
     seeded = (f"This is one training seed's model; the table Across training seeds tests each recipe over its "
-              f"{len(seeds)} seeds." if seeds else "")
+              f"{len(seeds)} seeds." if seeds and metrics.get("seeded") else "")
     paragraph = " ".join([f"{recipe} against the base model:"] + [s["text"] for s in sentences]
                          + [seeded, cannot, judge]).strip()
     return {"recipe": recipe, "sentences": sentences, "cannot_detect": cannot, "judge": judge, "paragraph": paragraph}

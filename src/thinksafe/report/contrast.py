@@ -260,13 +260,15 @@ def seeded_contrasts(run_dir: str | Path, arms: list[tuple[str, str, int | None]
         return None
     first = next(r for _, r, _ in arms if r in by_recipe)
     base_metrics = read_metrics(base_dir / "metrics.json")
+    benches = {folder: read_metrics(folder / "metrics.json")["benchmarks"] for seeded in by_recipe.values()
+               for _, folder in seeded}  # each model's sets, read once for the whole table
     rows: list[dict[str, Any]] = []
     for bench, entry in base_metrics["benchmarks"].items():
         metric = entry["metric"]
         base = events_by_prompt(base_dir, bench, metric)
         events: dict[str, list[dict[str, list[bool]]]] = {}
         for recipe, seeded in by_recipe.items():
-            ms = [read_metrics(folder / "metrics.json")["benchmarks"].get(bench) for _, folder in seeded]
+            ms = [benches[folder].get(bench) for _, folder in seeded]
             if any(m is None or m["metric"] != metric for m in ms):
                 continue
             events[recipe] = [events_by_prompt(folder, bench, metric) for _, folder in seeded]

@@ -260,6 +260,7 @@ def test_the_grpo_recipe_trains_records_what_ran_and_skips_when_done(tiny_loaded
     assert result["online"] and result["prompts"] == 4 and result["harmful_pairs"] == 2
     assert result["grpo"]["rollout_backend"] == "transformers"  # the tiny model has no checkpoint folder for vLLM
     assert result["grpo"]["epochs"] == 1.0 and len(result["rewards"]) == 2  # one pass: 4 prompts, 2 a step
+    assert result["completions_updated"] + result["completions_skipped"] == 4 * 2  # 4 prompts x 2 completions
     assert (run_dir / "train" / "adapter" / "adapter_config.json").exists()
     from thinksafe.align import grpo
 

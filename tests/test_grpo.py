@@ -90,8 +90,47 @@ def test_rewards_equal_within_every_group_teach_nothing(tiny_loaded, tmp_path):
     def flat(prompts, completions, **_):
         return [1.0 for _ in completions]
 
-    moved, _ = _grpo_step(tiny_loaded, tmp_path / "flat", flat)
+    moved, result = _grpo_step(tiny_loaded, tmp_path / "flat", flat)
     assert moved == 0.0  # zero advantages: LoRA B stays at its zero start
+    assert (result["completions_skipped"], result["completions_updated"]) == (8, 0)  # and none was run backward
+
+
+def test_leaving_out_zero_advantage_completions_gives_the_full_loss_and_gradient(tiny_loaded, tmp_path, monkeypatch):
+    """One group's rewards are all equal (advantage 0), the other's differ: the trainer runs the second
+    group alone, and its loss and gradient are TRL's over both."""
+    import torch
+    from trl import GRPOTrainer
+
+    from thinksafe.align.grpo import skipping_trainer
+
+    counter = iter(range(10**6))
+
+    def half_flat(prompts, completions, kind, **_):
+        return [1.0 if k == "harmful" else float(next(counter) % 2) for k in kind]
+
+    seen = []
+    real = skipping_trainer()._compute_loss
+
+    def spy(self, model, inputs):
+        seen.append({k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()})
+        return real(self, model, inputs)
+
+    monkeypatch.setattr(skipping_trainer(), "_compute_loss", spy)
+    moved, result = _grpo_step(tiny_loaded, tmp_path / "half", half_flat)
+    assert moved > 1e-4 and (result["completions_skipped"], result["completions_updated"]) == (4, 4)
+    trainer, inputs = result["trainer"], seen[0]
+    assert int((inputs["advantages"] == 0).sum()) == 4
+    trainer.model.train()
+    lora = [p for n, p in trainer.model.named_parameters() if p.requires_grad]
+    losses, grads = [], []
+    for compute in (real, GRPOTrainer._compute_loss):
+        trainer.model.zero_grad()
+        loss = compute(trainer, trainer.model, inputs)
+        loss.backward()
+        losses.append(float(loss))
+        grads.append(torch.cat([p.grad.flatten() for p in lora]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5, abs=1e-7)
+    assert float(grads[1].abs().max()) > 0 and torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
 
 def test_the_grpo_recipe_has_one_stage_and_refuses_the_others(tmp_path):

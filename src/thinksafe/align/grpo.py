@@ -35,6 +35,7 @@ time). KL to the reference is off (``beta=0``, TRL's default).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -57,6 +58,9 @@ class GRPOSettings:
 
     num_generations: int = 4  # the group: completions per prompt
     prompts_per_step: int = 2  # prompts in one optimiser step (each with its group)
+    # completions in one forward and backward (the step accumulates its gradients over them); None: the whole
+    # step's completions at once. Sampling still draws the whole step at once.
+    micro_batch: int | None = None
     epochs: float | None = 1.0  # passes over the prompts (online RL samples afresh each pass); None: the recipe's epochs
     # "engine": thinksafe's engine samples (budget forcing closes every trace; the closing tokens it feeds in
     # are masked out of the loss); "trl": TRL's own generation (max_completion_length, no forcing; use_vllm)
@@ -78,6 +82,11 @@ class GRPOSettings:
             raise ConfigError(f"grpo epochs must be > 0 or None, got {self.epochs!r}")
         if self.prompts_per_step < 1 or self.max_completion_length < 1 or self.thinking_budget < 1 or self.max_new_tokens < 1:
             raise ConfigError(f"invalid GRPO settings: {asdict(self)}")
+        if self.micro_batch is not None and (isinstance(self.micro_batch, bool) or not isinstance(self.micro_batch, int)
+                                             or self.micro_batch < 1
+                                             or (self.num_generations * self.prompts_per_step) % self.micro_batch):
+            raise ConfigError(f"grpo micro_batch must divide a step's {self.num_generations * self.prompts_per_step} "
+                              f"completions (num_generations x prompts_per_step), got {self.micro_batch!r}")
         if self.rollout not in ("engine", "trl"):
             raise ConfigError(f"rollout must be engine or trl, got {self.rollout!r}")
         if self.rollout_backend not in ("auto", "vllm", "transformers"):
@@ -277,7 +286,7 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
     import os
 
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     from thinksafe.align.train import _cuda, bf16_default, lora_config, save_adapter
 
@@ -285,10 +294,11 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
         raise ConfigError("no GRPO prompts: the pools are empty")
     out_dir = Path(out_dir)
     batch = settings.num_generations * settings.prompts_per_step
+    micro = settings.micro_batch or batch  # one rollout per optimiser step: TRL's steps_per_generation = accumulation
     epochs = config.epochs if settings.epochs is None else float(settings.epochs)
     checkpointing = True if config.gradient_checkpointing is None else config.gradient_checkpointing
     args = GRPOConfig(
-        output_dir=str(out_dir / "trainer"), per_device_train_batch_size=batch, gradient_accumulation_steps=1,
+        output_dir=str(out_dir / "trainer"), per_device_train_batch_size=micro, gradient_accumulation_steps=batch // micro,
         num_generations=settings.num_generations,
         max_completion_length=(settings.thinking_budget + settings.max_new_tokens + 16 if settings.rollout == "engine"
                                else settings.max_completion_length),
@@ -311,8 +321,8 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
     data = Dataset.from_list([{k: r.get(k) for k in columns} | ({"prompt": r["user"]} if engine else {}) for r in rows])
     extra = {"rollout_func": engine_rollout(loaded, settings, config.seed)} if engine else {}
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental in TRL
-    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=data,
-                          processing_class=tokenizer, peft_config=peft_config, **extra)
+    trainer = skipping_trainer()(model=model, reward_funcs=reward_funcs, args=args, train_dataset=data,
+                                 processing_class=tokenizer, peft_config=peft_config, **extra)
     from thinksafe.align.train import _StepBar
     from thinksafe.progress import bar
 
@@ -329,10 +339,56 @@ def train_grpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], out_d
     history = [e for e in trainer.state.log_history if "reward" in e or "loss" in e]
     from thinksafe.cost import add_generated, add_trained
 
-    add_trained(int(float(max((e.get("num_tokens", 0) for e in history), default=0))))  # prompts and completions read
+    add_trained(trainer.tokens_updated)  # prompts and completions through the forward and backward
     if not engine:  # TRL's own generation sampled them (the engine rollout counts its tokens as it samples)
         per_step = batch * trainer.accelerator.num_processes  # each step's mean completion length times its completions
         add_generated(round(sum(float(e.get("completions/mean_length", 0)) * per_step for e in history)))
     adapter_dir = save_adapter(trainer, out_dir, asdict(config) | {"grpo": asdict(settings)}, history)
     return {"adapter": str(adapter_dir), "rewards": [e.get("reward") for e in history if "reward" in e],
-            "losses": [e["loss"] for e in history if "loss" in e], "trainer": trainer}
+            "losses": [e["loss"] for e in history if "loss" in e], "trainer": trainer,
+            "completions_updated": trainer.completions_updated, "completions_skipped": trainer.completions_skipped}
+
+
+@functools.cache
+def skipping_trainer() -> type:
+    """TRL's ``GRPOTrainer``, less the forward and backward of completions whose advantage is 0.
+
+    A group whose completions all earn the same reward has advantage 0 for each (half the groups of a
+    0.5B model: TRL's ``frac_reward_zero_std``). Under TRL's default loss (``dapo``) with no KL term
+    (``beta=0``), no entropy bonus or entropy mask, such a completion's per-token loss is
+    ``-min(r * 0, clip(r) * 0) = 0``, and the loss is divided by the token count of the whole generation
+    batch, not of the rows passed: leaving those rows out of the forward gives the same loss and gradient
+    (``tests/test_grpo.py``), for what they cost to compute. Any other loss setting, or several processes
+    (whose metrics gather in step), runs TRL's own loss unchanged."""
+    import torch
+    from trl import GRPOTrainer
+
+    class SkippingGRPOTrainer(GRPOTrainer):
+        completions_updated = 0
+        completions_skipped = 0
+        tokens_updated = 0  # prompt and completion tokens through the forward and backward
+
+        def _count(self, inputs: dict) -> None:
+            self.completions_updated += len(inputs["advantages"])
+            self.tokens_updated += int(inputs["prompt_mask"].sum()) + int(inputs["completion_mask"].sum())
+
+        def _skips(self) -> bool:
+            return (self.loss_type == "dapo" and self.beta == 0.0 and getattr(self, "top_entropy_quantile", 1.0) == 1.0
+                    and not getattr(self, "_entropy_bonus_enabled", False) and not getattr(self, "aux_loss_enabled", False)
+                    and self.accelerator.num_processes == 1 and self.model.training)
+
+        def _compute_loss(self, model: Any, inputs: dict) -> Any:
+            advantages = inputs["advantages"]
+            keep = advantages != 0 if advantages.dim() == 1 else (advantages != 0).any(dim=-1)
+            if not self._skips() or bool(keep.all()):
+                self._count(inputs)
+                return super()._compute_loss(model, inputs)
+            self.completions_skipped += int((~keep).sum())
+            if not bool(keep.any()):  # a zero gradient (not none) for every trainable weight, as the full loss gives
+                return sum((p * 0).sum() for p in model.parameters() if p.requires_grad)
+            rows, n = keep.nonzero().squeeze(-1), len(keep)
+            inputs = {k: v[rows] if isinstance(v, torch.Tensor) and v.dim() and len(v) == n else v for k, v in inputs.items()}
+            self._count(inputs)
+            return super()._compute_loss(model, inputs)
+
+    return SkippingGRPOTrainer

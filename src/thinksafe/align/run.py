@@ -657,6 +657,8 @@ class AlignRun:
             "judges": {n: self.judge(n).fingerprint for n in (cfg.asr_judge, cfg.refusal_judge)},
             "preset": cfg.preset_spec.to_dict(), "overrides": cfg.overrides(), "train_config": asdict(cfg.train_config()),
             "grpo": self.grpo_record(), "caps": {"harmful_pairs": None, "benign_pairs": None},
+            # completions sampled and rewarded, less those of advantage 0 (left out of the update: grpo.skipping_trainer)
+            "completions_updated": result["completions_updated"], "completions_skipped": result["completions_skipped"],
         }
         if not main:
             return json.loads(json.dumps(manifest))

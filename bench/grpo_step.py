@@ -78,5 +78,6 @@ def main() -> None:
     print(f"per completion: whole {step / k:.2f} s, rollout {roll / k:.2f} s, rewards {rew / k:.2f} s, "
           f"rest {(step - roll - rew) / k:.2f} s")
 
+
 if __name__ == "__main__":
     main()

@@ -292,7 +292,8 @@ def test_a_sigkilled_align_train_resumes_from_its_checkpoint_to_the_uninterrupte
         if torn:
             assert "cut short by a kill" in said and "resuming training from" not in said, said[-2000:]
         else:
-            assert "resuming training from" in said and "checkpoint-4" in said, said[-2000:]
+            # (checkpoint-8 where the poll came late: the resume is what is tested)
+            assert "resuming training from" in said and ("checkpoint-4" in said or "checkpoint-8" in said), said[-2000:]
 
         wb = load_file(b / "train" / "adapter" / "adapter_model.safetensors")
         assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa), copy  # bit for bit

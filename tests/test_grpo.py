@@ -52,7 +52,7 @@ def test_an_unclosed_trace_has_no_answer():
     assert completion_parts("done\n</think>\n\nYes.") == ("Yes.", True)
 
 
-def _grpo_step(tiny_loaded, tmp_path, reward, rollout="trl"):
+def _grpo_step(tiny_loaded, tmp_path, reward, rollout="trl", micro_batch=None):
     from thinksafe.align.train import TrainConfig, training_row
 
     rows = []
@@ -64,7 +64,8 @@ def _grpo_step(tiny_loaded, tmp_path, reward, rollout="trl"):
     cfg = TrainConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0, learning_rate=5e-2, epochs=1, warmup_ratio=0.0,
                       scheduler="constant", bf16=False, shuffle=False)
     settings = GRPOSettings(num_generations=4, prompts_per_step=2, max_completion_length=8, temperature=1.0,
-                            rollout=rollout, rollout_backend="transformers", thinking_budget=6, max_new_tokens=4)
+                            rollout=rollout, rollout_backend="transformers", thinking_budget=6, max_new_tokens=4,
+                            micro_batch=micro_batch)
     result = train_grpo(copy.deepcopy(tiny_loaded.model), tiny_loaded.tokenizer, rows, tmp_path, cfg, settings, [reward],
                         loaded=tiny_loaded)
     lora_b = [p for n, p in result["trainer"].model.named_parameters() if "lora_B" in n]
@@ -95,9 +96,12 @@ def test_rewards_equal_within_every_group_teach_nothing(tiny_loaded, tmp_path):
     assert (result["completions_skipped"], result["completions_updated"]) == (8, 0)  # and none was run backward
 
 
-def test_leaving_out_zero_advantage_completions_gives_the_full_loss_and_gradient(tiny_loaded, tmp_path, monkeypatch):
+@pytest.mark.parametrize("micro_batch", [None, 2])
+def test_leaving_out_zero_advantage_completions_gives_the_full_loss_and_gradient(tiny_loaded, tmp_path, monkeypatch,
+                                                                                 micro_batch):
     """One group's rewards are all equal (advantage 0), the other's differ: the trainer runs the second
-    group alone, and its loss and gradient are TRL's over both."""
+    group alone, and the step's loss and gradient (over its one forward, or its four micro-batches) are
+    TRL's over both groups."""
     import torch
     from trl import GRPOTrainer
 
@@ -116,18 +120,21 @@ def test_leaving_out_zero_advantage_completions_gives_the_full_loss_and_gradient
         return real(self, model, inputs)
 
     monkeypatch.setattr(skipping_trainer(), "_compute_loss", spy)
-    moved, result = _grpo_step(tiny_loaded, tmp_path / "half", half_flat)
+    moved, result = _grpo_step(tiny_loaded, tmp_path / "half", half_flat, micro_batch=micro_batch)
     assert moved > 1e-4 and (result["completions_skipped"], result["completions_updated"]) == (4, 4)
-    trainer, inputs = result["trainer"], seen[0]
-    assert int((inputs["advantages"] == 0).sum()) == 4
+    assert len(seen) == 8 // (micro_batch or 8) and sum(int((i["advantages"] == 0).sum()) for i in seen) == 4
+    trainer = result["trainer"]
     trainer.model.train()
     lora = [p for n, p in trainer.model.named_parameters() if p.requires_grad]
     losses, grads = [], []
     for compute in (real, GRPOTrainer._compute_loss):
         trainer.model.zero_grad()
-        loss = compute(trainer, trainer.model, inputs)
-        loss.backward()
-        losses.append(float(loss))
+        total = 0.0
+        for inputs in seen:  # the step's micro-batches, gradients accumulated
+            loss = compute(trainer, trainer.model, inputs)
+            loss.backward()
+            total += float(loss)
+        losses.append(total)
         grads.append(torch.cat([p.grad.flatten() for p in lora]))
     assert losses[0] == pytest.approx(losses[1], rel=1e-5, abs=1e-7)
     assert float(grads[1].abs().max()) > 0 and torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)

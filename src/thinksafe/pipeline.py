@@ -371,16 +371,33 @@ class MainRun:
         if job is not None:
             names = self.stage_names()
             job.describe(f"whole job · stage {names.index(name) + 1 if name in names else '?'} of {len(names)}: {name}")
-        with stage(name), measure() as cost:
-            result = fn()
-        took = cost["wall_s"]
+        before = self._costs.get(name)
+        # a stage left "running" by an earlier attempt was killed: this one resumes it, and its cost is this
+        # attempt's alone (the killed attempt's was never written)
+        resumed = bool(before) and before.get("status") == "running"
+        self._costs[name] = (before or {}) | {"status": "running"}
+        write_json_atomic(self.out / "costs.json", self._costs)
+        try:
+            with stage(name), measure() as cost:
+                result = fn()
+        except BaseException:  # an error (not a kill) leaves the record as it was
+            if before is None:
+                self._costs.pop(name, None)
+            else:
+                self._costs[name] = before
+            write_json_atomic(self.out / "costs.json", self._costs)
+            raise
         if job is not None:
             job.advance(round(self._weights.get(name, 0)))
-        if name not in self._timings or took > 1.0:  # a skipped stage keeps the time and cost of when it ran
-            self._timings[name] = took
+        finished_before = bool(before) and not resumed and "wall_s" in before
+        if finished_before and not (cost["tokens_generated"] or cost["tokens_trained"]):
+            # it was skipped (nothing sampled or trained): it keeps the time and cost of when it ran
+            self._costs[name] = before | {"status": "complete"}
+        else:
+            self._costs[name] = cost | {"status": "complete"} | ({"resumed": True} if resumed else {})
+            self._timings[name] = cost["wall_s"]
             write_json_atomic(self.out / "timings.json", self._timings)
-            self._costs[name] = cost
-            write_json_atomic(self.out / "costs.json", self._costs)
+        write_json_atomic(self.out / "costs.json", self._costs)
         return result
 
     def evaluate(self, side: str, adapter: str | None = None) -> dict[str, Any]:

@@ -358,8 +358,11 @@ def skipping_trainer() -> type:
     (``beta=0``), no entropy bonus or entropy mask, such a completion's per-token loss is
     ``-min(r * 0, clip(r) * 0) = 0``, and the loss is divided by the token count of the whole generation
     batch, not of the rows passed: leaving those rows out of the forward gives the same loss and gradient
-    (``tests/test_grpo.py``), for what they cost to compute. Any other loss setting, or several processes
-    (whose metrics gather in step), runs TRL's own loss unchanged."""
+    (``tests/test_grpo.py``, with ``lora_dropout=0``; with dropout, fewer rows draw other dropout masks, so
+    the same in expectation, not bit for bit), for what they cost to compute. TRL's per-batch metrics
+    (``entropy``, ``clip_ratio``) then average over the rows run, and a micro-batch with none logs none. Any
+    other loss setting, image inputs, or several processes (whose metrics gather in step) run TRL's own
+    loss unchanged."""
     import torch
     from trl import GRPOTrainer
 
@@ -369,18 +372,22 @@ def skipping_trainer() -> type:
         tokens_updated = 0  # prompt and completion tokens through the forward and backward
 
         def _count(self, inputs: dict) -> None:
+            if not self.model.training:  # an evaluation's forward updates nothing
+                return
             self.completions_updated += len(inputs["advantages"])
             self.tokens_updated += int(inputs["prompt_mask"].sum()) + int(inputs["completion_mask"].sum())
 
-        def _skips(self) -> bool:
+        def _skips(self, inputs: dict) -> bool:
             return (self.loss_type == "dapo" and self.beta == 0.0 and getattr(self, "top_entropy_quantile", 1.0) == 1.0
                     and not getattr(self, "_entropy_bonus_enabled", False) and not getattr(self, "aux_loss_enabled", False)
-                    and self.accelerator.num_processes == 1 and self.model.training)
+                    and self.accelerator.num_processes == 1 and self.model.training
+                    # image inputs hold their rows in lists and other shapes
+                    and not any(k.startswith(("pixel_", "image_")) or k == "num_images" for k in inputs))
 
         def _compute_loss(self, model: Any, inputs: dict) -> Any:
             advantages = inputs["advantages"]
             keep = advantages != 0 if advantages.dim() == 1 else (advantages != 0).any(dim=-1)
-            if not self._skips() or bool(keep.all()):
+            if not self._skips(inputs) or bool(keep.all()):
                 self._count(inputs)
                 return super()._compute_loss(model, inputs)
             self.completions_skipped += int((~keep).sum())

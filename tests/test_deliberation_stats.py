@@ -67,6 +67,20 @@ def test_one_class_gives_no_auroc_but_says_why():
     assert out["all"]["auroc"] is None and "why" in out["all"]
 
 
+def test_a_lone_answer_of_the_other_class_leaves_its_fold_unscored_not_an_error():
+    """A model that complies on two prompts only, one in each pool (the GRPO adapter of a 64 + 64 run,
+    2026-12-07): the grouped folds put both in one held-out fold, whose training rows are refusals alone;
+    that fold is left unscored and the rest summarised, where sklearn refused to fit."""
+    x, y, groups, pools = _planted(n=16)
+    y = np.ones_like(y)
+    y[[0, 11]] = 0  # prompts p0 (harmful) and p5 (benign): the split that holds both out together
+    cfg = ProbeConfig(bootstrap=10)
+    result = cross_validate(x, y, groups, pools, cfg)
+    assert np.isnan(result.scores).any() and not np.isnan(result.scores).all()
+    out = summarize(result, y, groups, pools, cfg)
+    assert out["all"]["n"] == int((~np.isnan(result.scores)).sum()) and out["all"]["auroc"] is None
+
+
 def test_fisher_ratio_against_an_independent_computation():
     from scipy.spatial.distance import cdist
     from sklearn.preprocessing import StandardScaler

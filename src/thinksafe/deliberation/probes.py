@@ -85,7 +85,9 @@ def cross_validate(
     make: Callable[[ProbeConfig, int, int], Any] = state_probe,
 ) -> ProbeScores:
     """Fit ``make(...)`` on each training fold, score the held-out fold; the threshold of each fold's
-    predictions is Youden's J on its own training scores."""
+    predictions is Youden's J on its own training scores. A fold whose training rows hold one class only
+    (a model that refuses all but a prompt or two) has nothing to fit: its held-out rows stay unscored (NaN),
+    and the summaries count only scored rows."""
     y = np.asarray(labels, dtype=int)
     strata = np.array([f"{p}:{v}" for p, v in zip(pools, y)])
     split = folds(y, groups, strata, cfg)
@@ -93,6 +95,8 @@ def cross_validate(
     preds = np.full(len(y), -1)
     n_features = features.shape[1] if hasattr(features, "shape") and len(getattr(features, "shape", ())) > 1 else 0
     for train, test in split:
+        if len(np.unique(y[train])) < 2:
+            continue
         x_train = features[train] if hasattr(features, "shape") else [features[i] for i in train]
         x_test = features[test] if hasattr(features, "shape") else [features[i] for i in test]
         model = make(cfg, len(train), n_features)

@@ -165,27 +165,30 @@ def test_the_shipped_agreement_belongs_to_the_shipped_weights_and_labels():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("THINKSAFE_DATA_DIR"), reason="THINKSAFE_DATA_DIR is not set")
-def test_the_shipped_agreement_equals_a_fresh_measurement():
+@pytest.mark.parametrize("name", ag.SHIPPED_JUDGES)
+def test_the_shipped_agreement_equals_a_fresh_measurement(name):
     """The shipped counts and fit prompts equal a fresh measurement: every judge on the default model's
     labelled answers and PyRIT, and the keyword judge on XSTest as well. (The encoder judges' XSTest
     counts, 900 rows each, are the two minutes of `thinksafe judge agreement --ship` that the suite's
-    budget leaves out; that command rewrites them all.)"""
+    budget leaves out; that command rewrites them all.) One judge a test, so that each has the suite's
+    per-test time and a failure names its judge."""
     shipped = json.loads(ag.shipped_path().read_text())
-    for name in ag.SHIPPED_JUDGES:
-        sets = ag.AGREEMENT_SETS if name == "keyword" else tuple(s for s in ag.AGREEMENT_SETS if s != "xstest")
-        if name == "qwen-cls":  # a forward pass of the 0.5B model per row: PyRIT's 124 (about a minute) stand for all
-            sets = ("pyrit",)
-        fresh = ag.measure(name, sets=sets)
-        entry = shipped["judges"][name]
-        assert fresh["key"] == entry["key"] and fresh["fingerprint"] == entry["fingerprint"], name
-        if name == "qwen-cls":  # bf16 states move in the last bits with the batch's padding: counts within 2
-            for s in sets:
-                for event, c in entry["sets"][s]["events"].items():
-                    got = fresh["sets"][s]["events"][event]
-                    assert all(abs(got[k] - c[k]) <= 2 for k in c), (name, s, event, got, c)
-        else:
-            assert json.loads(json.dumps(fresh["sets"])) == {s: entry["sets"][s] for s in sets}, name
-        assert json.loads(json.dumps(ag.fit_prompts(name))) == entry["fit_prompts"], name
+    sets = ag.AGREEMENT_SETS if name == "keyword" else tuple(s for s in ag.AGREEMENT_SETS if s != "xstest")
+    if name == "qwen-cls":  # a forward pass of the 0.5B model per row: PyRIT's 124 (1-4 minutes) stand for all
+        sets = ("pyrit",)
+    fresh = ag.measure(name, sets=sets)
+    entry = shipped["judges"][name]
+    assert fresh["key"] == entry["key"] and fresh["fingerprint"] == entry["fingerprint"], name
+    if name == "qwen-cls":
+        # bf16 states move in the last bits with the batch's padding, and a CPU without native bf16 runs the
+        # backbone in float32 (the `auto` precision): counts within 2 of the shipped bfloat16 measurement
+        for s in sets:
+            for event, c in entry["sets"][s]["events"].items():
+                got = fresh["sets"][s]["events"][event]
+                assert all(abs(got[k] - c[k]) <= 2 for k in c), (name, s, event, got, c)
+    else:
+        assert json.loads(json.dumps(fresh["sets"])) == {s: entry["sets"][s] for s in sets}, name
+    assert json.loads(json.dumps(ag.fit_prompts(name))) == entry["fit_prompts"], name
 
 
 def test_the_tables_show_the_corrected_rate_and_the_judges_agreement(monkeypatch, tmp_path):

@@ -158,3 +158,29 @@ def _shipped_judge():
     if not _JUDGE:
         _JUDGE.append(make_judge("qwen-cls"))
     return _JUDGE[0]
+
+
+def test_the_backbone_runs_in_bfloat16_only_where_the_hardware_computes_it(tiny_loaded, monkeypatch):
+    """`auto` precision: bfloat16 on a CPU with native bf16 (the heads' fitted setting), float32 on one without
+    (bfloat16 is 7x slower there); a shared backbone keeps its own precision; features of one precision are
+    never read for another, and bfloat16's keep the key they had before the precision joined it."""
+    import hashlib
+
+    from thinksafe.errors import ConfigError
+    from thinksafe.judges.qwen_cls import QwenClsJudgeConfig, feature_store
+    from thinksafe.models import loader
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for flags, want in (("flags : fpu avx2 fma", "float32"), ("flags : fpu avx512_bf16 amx_bf16", "bfloat16")):
+        monkeypatch.setattr(loader.Path, "read_text", lambda self, *a, _f=flags, **k: _f)
+        assert Featurizer((1,), model="unused").dtype == want
+        assert Featurizer((1,), model="unused", dtype="float32").dtype == "float32"  # asked for, kept
+    monkeypatch.undo()
+    assert Featurizer((1,), model="unused", dtype="bfloat16", loaded=tiny_loaded).dtype == tiny_loaded.dtype
+    with pytest.raises(ConfigError, match="dtype"):
+        QwenClsJudgeConfig(dtype="int8")
+    bf16, fp32 = (Featurizer((16,), model="unused", dtype=d) for d in ("bfloat16", "float32"))
+    old = hashlib.sha256(json.dumps(["fp", TEMPLATE_SHA256, [16], 384]).encode()).hexdigest()[:24]
+    assert feature_store(bf16, "fp").name == f"qwen-cls-{old}.npz" != feature_store(fp32, "fp").name

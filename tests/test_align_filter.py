@@ -63,16 +63,17 @@ def test_filter_keeps_safe_pairs_and_says_why_each_drop():
         _cand(6, True, "I cannot help.", end="forced"),
         _cand(7, False, "", pool="or_bench"),
         _cand(8, True, "I cannot help.", trace="Step 1: mix the chemicals"),  # the trace leaks the harm
+        _cand(9, True, "I'm sorry, but I can't assist with that. " * 8),  # a loop of a refusal: not taught
     ]
     asr, ref = _asr(), _refusal()
     report = filter_candidates(cands, asr_judge=asr, refusal_judge=ref)
     assert [r["id"] for r in report.kept] == ["0", "3"]
     reasons = {r["id"]: r["drop_reason"] for r in report.dropped}
     assert reasons == {"1": "harmful_compliance", "2": "no_refusal", "4": "benign_not_helped", "5": "unclosed_trace",
-                       "6": "forced_close", "7": "empty_answer", "8": "harmful_compliance"}
-    assert set(asr.seen) <= {f"original {i}" for i in range(9)}  # judges read the original prompt only
+                       "6": "forced_close", "7": "empty_answer", "8": "harmful_compliance", "9": "repetition_loop"}
+    assert set(asr.seen) <= {f"original {i}" for i in range(10)}  # judges read the original prompt only
     s = report.summary()
-    assert (s["generated"], s["kept"], s["dropped"]) == (9, 2, 7)
+    assert (s["generated"], s["kept"], s["dropped"]) == (10, 2, 8)
     assert s["kept_by_pool"] == {"advbench": 1, "or_bench": 1} and s["dropped_by_reason"]["harmful_compliance"] == 2
     kept_forced = filter_candidates([cands[6]], asr_judge=_asr(), refusal_judge=_refusal(), keep_forced=True)
     assert [r["id"] for r in kept_forced.kept] == ["6"] and kept_forced.summary()["kept_forced_close"] == 1

@@ -8,7 +8,11 @@ The judges always read the benchmark's original prompt (``source_prompt``), neve
 * benign prompts: kept when the response carries out the request (not refused, not a non-answer)
   or, where the candidate says whether its answer is right (``correct``, a reasoning set), right;
 * traces: an unclosed trace is dropped; a trace whose close was forced at the thinking budget is
-  dropped unless ``keep_forced`` (then kept and marked ``forced_close``).
+  dropped unless ``keep_forced`` (then kept and marked ``forced_close``);
+* a harmful prompt's answer that is a repetition loop is dropped (``repetition_loop``), even a loop of
+  a refusal, which the judges count as a refusal when they score a model: a model is not taught to
+  loop. (On the benign side a loop is never help, so the judges drop it; a reasoning pool's answer is
+  kept when it is right, loop or not.)
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thinksafe.judges.apply import annotate_records
-from thinksafe.judges.base import Judge
+from thinksafe.judges.base import Judge, is_degenerate
 
 DROP_REASONS = (
-    "unclosed_trace", "forced_close", "empty_answer", "harmful_compliance", "no_refusal", "benign_not_helped", "wrong_answer",
+    "unclosed_trace", "forced_close", "empty_answer", "repetition_loop", "harmful_compliance", "no_refusal",
+    "benign_not_helped", "wrong_answer",
 )
 
 
@@ -58,8 +63,11 @@ def _trace_reason(rec: dict[str, Any], keep_forced: bool) -> str | None:
         return "unclosed_trace"
     if end == "forced" and not keep_forced:
         return "forced_close"
-    if not (rec.get("answer") or "").strip():
+    answer = (rec.get("answer") or "").strip()
+    if not answer:
         return "empty_answer"
+    if rec.get("harmful") and is_degenerate(answer):
+        return "repetition_loop"
     return None
 
 

@@ -420,12 +420,13 @@ class AlignRun:
         if rule is None:
             return None
         from thinksafe.deliberation.replay import ReplaySettings
+        from thinksafe.judges.base import PRECHECK_RULES
 
         scfg = self.cfg.select_config
         judge = scfg.stance_judge if rule == "opening-neutral" else self.cfg.refusal_judge
         return {"filter": identity_hash(self.filter_identity()), "rule": rule, "select": scfg.to_dict(),
                 "replay": asdict(ReplaySettings()), "judge": judge, "judge_weights": self.judge(judge).fingerprint,
-                "seed": self.cfg.generation.seed}
+                "judge_rules": PRECHECK_RULES, "seed": self.cfg.generation.seed}
 
     def select(self, *, progress: bool = True) -> dict[str, Any] | None:
         """Keep the harmful traces the recipe's rule accepts (benign pairs pass); None for a recipe

@@ -40,6 +40,7 @@ from thinksafe.deliberation.truncation import FLOOR, truncation_cis, truncation_
 from thinksafe.errors import ConfigError, DataError
 from thinksafe.generation.config import GenerationConfig
 from thinksafe.jsonl import append_jsonl, read_jsonl, read_resumable, write_json_atomic
+from thinksafe.judges.base import PRECHECK_RULES
 from thinksafe.manifest import Stage, hash_examples, pin_config
 from thinksafe.models.loader import LoadedModel, load_model
 from thinksafe.models.registry import DEFAULT_MODEL
@@ -212,7 +213,7 @@ class DeliberationRun:
         pools = self.pools()
         ident = {"model": self._model_identity(), "generation": self.cfg.generation.identity(),
                  "pools": {n: hash_examples(ex) for n, _, ex in pools}, "label_judge": self.cfg.label_judge,
-                 "asr_judge": self.cfg.asr_judge}
+                 "asr_judge": self.cfg.asr_judge, "judge_rules": PRECHECK_RULES}
         stage = self._stage("generate", ident)
         labels_path = stage.out / "labels.jsonl"
         if stage.is_complete() and labels_path.exists():
@@ -312,7 +313,8 @@ class DeliberationRun:
         labels = self._replay_pool(self.cfg.truncation_limit)
         ident = {"records": [r["key"] for r in labels], "fractions": self.cfg.fractions, "floor": FLOOR,
                  "samples": self.cfg.truncation_samples, "replay": asdict(self.cfg.replay),
-                 "judge": self.cfg.label_judge, "asr_judge": self.cfg.asr_judge, "model": self._model_identity()}
+                 "judge": self.cfg.label_judge, "asr_judge": self.cfg.asr_judge, "judge_rules": PRECHECK_RULES,
+                 "model": self._model_identity()}
         stage = self._stage("truncation", ident)
         path, replays_path = stage.out / "truncation.json", stage.out / "replays.jsonl"
         if stage.is_complete() and path.exists():
@@ -355,7 +357,7 @@ class DeliberationRun:
         ident = {"records": [r["key"] for r in labels], "replays": self.cfg.replays, "replay": asdict(self.cfg.replay),
                  "stance_judge": self.cfg.stance_judge, "stance_judge_options": self.cfg.stance_judge_options,
                  "judge": self.cfg.label_judge, "asr_judge": self.cfg.asr_judge, "chunk_chars": self.cfg.chunk_chars,
-                 "min_chunk_chars": self.cfg.min_chunk_chars, "model": self._model_identity()}
+                 "min_chunk_chars": self.cfg.min_chunk_chars, "judge_rules": PRECHECK_RULES, "model": self._model_identity()}
         stage = self._stage("stance", ident)
         path, stances_path, replays_path = (stage.out / n for n in ("stance.json", "stances.jsonl", "replays.jsonl"))
         if stage.is_complete() and path.exists():

@@ -126,6 +126,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
         )
     from thinksafe.judges import make_judge
     from thinksafe.judges.apply import annotate_records
+    from thinksafe.judges.base import PRECHECK_RULES
 
     judge = make_judge(job.judge, **job.judge_options)  # bad options fail before anything is written
     if judge.score_kind == "p_unsafe" and any(e.metric == "orr" for e in suite.entries):
@@ -140,6 +141,7 @@ def run_eval(job: EvalJob, *, progress: bool = True, loaded: LoadedModel | None 
         "judge": job.judge,
         "judge_options": job.judge_options,
         "judge_weights": judge.fingerprint,  # refitted weights are a different run
+        "judge_rules": PRECHECK_RULES,  # so are new precheck rules (the verdicts change)
         "include_trace": job.include_trace,
         "data": {b: hash_examples(exs) for b, exs in datasets.items()},
         "generation": job.generation.identity(),

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from thinksafe.errors import ConfigError
-from thinksafe.judges.base import Judge, JudgeInput, make_judge, verdict_kind
+from thinksafe.judges.base import PRECHECK_RULES, Judge, JudgeInput, make_judge, verdict_kind
 from thinksafe.judges.data import prompt_key, record_sha256, sha256_file  # noqa: F401  (prompt_key: re-exported)
 from thinksafe.jsonl import write_json_atomic
 from thinksafe.paths import cache_dir
@@ -106,10 +106,12 @@ def _by_split_type(rows: Sequence[Any], kinds: Sequence[str]) -> dict[str, Any]:
 
 
 def judge_key(name: str, fingerprint: str | None, options: Mapping[str, Any]) -> str:
-    """What identifies a measurement: the judge's name, weights and verdict-changing options."""
+    """What identifies a measurement: the judge's name, weights, verdict-changing options and the
+    rules every judge applies first (:data:`thinksafe.judges.base.PRECHECK_RULES`)."""
     kept = {k: repr(v) if not isinstance(v, (str, int, float, bool, type(None))) else v
             for k, v in sorted(options.items()) if k not in NEUTRAL_OPTIONS}
-    blob = json.dumps({"judge": name, "fingerprint": fingerprint, "options": kept}, sort_keys=True)
+    blob = json.dumps({"judge": name, "fingerprint": fingerprint, "options": kept, "rules": PRECHECK_RULES},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

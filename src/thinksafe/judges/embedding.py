@@ -7,7 +7,7 @@ Features (the *recipe*, stored with the weights and checked on load):
   the judge fast (bfloat16 on CPU, ~2x faster than float32 at the same features to 4 decimals);
 * optionally the embedding of the prompt (``use_prompt``; off by default: on XSTest it adds nothing
   out of sample, and it would let the judge lean on "harmful prompt -> refusal", biasing ASR);
-* the keyword matcher's findings (:func:`thinksafe.judges.keyword.keyword_features`).
+* the keyword matcher's findings (:func:`thinksafe.judges.keyword_match.keyword_features`).
 
 The embedding is scaled by ``embedding_scale`` (0.5) so the L2 penalty holds it back more than
 the keyword features: at equal out-of-sample accuracy this keeps short, plain refusals ("As an AI
@@ -46,7 +46,7 @@ from thinksafe.judges.data import (
     resolve_files,
     sha256_file,
 )
-from thinksafe.judges.keyword import KEYWORD_FEATURE_NAMES, KEYWORD_FEATURES_VERSION, keyword_features
+from thinksafe.judges.keyword_match import KEYWORD_FEATURE_NAMES, KEYWORD_FEATURES_VERSION, keyword_features
 from thinksafe.jsonl import write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ import numpy as np
 
 from thinksafe.errors import ConfigError, DataError, ModelError
 from thinksafe.judges.base import JUDGE_FITTERS, JUDGES, Judge, JudgeInput, Verdict, options_error
-from thinksafe.judges.keyword import (
+from thinksafe.judges.keyword_match import (
     _OPENERS,
     _PHRASES,
     _STRONG,

@@ -166,11 +166,11 @@ def test_the_backbone_runs_in_bfloat16_only_where_the_hardware_computes_it(tiny_
     never read for another, and bfloat16's keep the key they had before the precision joined it."""
     import hashlib
 
+    import torch
+
     from thinksafe.errors import ConfigError
     from thinksafe.judges.qwen_cls import QwenClsJudgeConfig, feature_store
     from thinksafe.models import loader
-
-    import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for flags, want in (("flags : fpu avx2 fma", "float32"), ("flags : fpu avx512_bf16 amx_bf16", "bfloat16")):

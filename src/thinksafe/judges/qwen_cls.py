@@ -124,8 +124,10 @@ class QwenClsJudgeConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"QwenClsJudgeConfig.{name} must be an integer >= 1, got {value!r}.")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise ConfigError(f"QwenClsJudgeConfig.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}.")
+        from thinksafe.models.loader import DTYPES
+
+        if self.dtype not in ("auto", *DTYPES):
+            raise ConfigError(f"QwenClsJudgeConfig.dtype must be one of {('auto', *DTYPES)}, got {self.dtype!r}.")
 
 
 class Featurizer:

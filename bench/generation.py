@@ -8,9 +8,12 @@ rule; the contextual behaviours of 1,000-3,700 characters are left out, because 
 
 * thinksafe's default path: the engine with ``--backend auto`` (vLLM where installed) and
   ``--dtype auto``, start-up excluded (timed on its own line: it is paid once per process);
-* batched ``model.generate`` in bf16 on one left-padded batch of all prompts;
-* the engine on the ``transformers`` backend (bf16, the same model): must keep up with the line above;
-* the naive loop: ``model.generate`` one prompt at a time (bf16), on the first ``--naive-prompts``.
+* batched ``model.generate`` on one left-padded batch of all prompts;
+* the engine on the ``transformers`` backend (the same model): must keep up with the line above;
+* the naive loop: ``model.generate`` one prompt at a time, on the first ``--naive-prompts``.
+
+Every side runs in the precision ``--dtype auto`` picks on this machine (bf16 where the hardware computes it,
+float32 elsewhere: bf16 emulated on an AVX2-only CPU would flatter the default path).
 
 Table 2 (shared prefixes): ``--samples`` sampled continuations of ``--continuation`` tokens from
 one ``--prefix-tokens``-token prefix (every continuation exactly ``--continuation`` tokens), as ``n`` samples of one request with prefix caching (shared)
@@ -31,7 +34,7 @@ from thinksafe.generation.config import GenerationConfig
 from thinksafe.generation.engine import Engine
 from thinksafe.generation.registry import make_backend
 from thinksafe.models.formats import render_prompt
-from thinksafe.models.loader import load_model
+from thinksafe.models.loader import load_model, resolve_dtype
 
 
 def _row(name: str, tokens: int, seconds: float, base: float | None) -> str:
@@ -59,8 +62,9 @@ def main() -> None:
     examples = [e for e in pool if e.metadata.get("functional_category", "standard") == "standard"][: args.prompts]
     cfg = GenerationConfig(thinking="off", max_new_tokens=args.new_tokens, temperature=0.0, backend=args.backend)
 
-    # the transformers references first (an in-process vLLM pins its threads), bf16, same prompts
-    ref = load_model(args.model, dtype="bfloat16")
+    # the transformers references first (an in-process vLLM pins its threads), the same precision and prompts
+    ref_dtype = resolve_dtype(cfg.dtype)
+    ref = load_model(args.model, dtype=ref_dtype)
     tok, model = ref.tokenizer, ref.model
     from thinksafe.generation.backend import eos_token_ids
 
@@ -84,8 +88,8 @@ def main() -> None:
     for text in rendered[: args.naive_prompts]:
         n, s = run_generate([text])
         naive_tokens, naive_s = naive_tokens + n, naive_s + s
-    with tempfile.TemporaryDirectory() as tmp:  # the reference backend on the same bf16 model
-        hf_engine = Engine(ref, GenerationConfig(**(cfg.to_dict() | {"backend": "transformers", "dtype": "bfloat16",
+    with tempfile.TemporaryDirectory() as tmp:  # the reference backend on the same model
+        hf_engine = Engine(ref, GenerationConfig(**(cfg.to_dict() | {"backend": "transformers", "dtype": ref_dtype,
                                                                      "batch_size": args.prompts})),
                            cache=GenerationCache(Path(tmp)))
         t0 = time.perf_counter()
@@ -116,9 +120,9 @@ def main() -> None:
     print("| side | tokens | seconds | tokens/s | vs batched generate |")
     print("|---|---|---|---|---|")
     print(_row(f"thinksafe default ({backend.name}, {loaded.dtype})", default_tokens, default_s, batched_tps))
-    print(_row("batched model.generate (bf16, one batch)", batched_tokens, batched_s, batched_tps))
-    print(_row("thinksafe --backend transformers (bf16)", hf_tokens, hf_s, batched_tps))
-    print(_row(f"naive loop (bf16, first {min(args.naive_prompts, len(rendered))} prompts)", naive_tokens, naive_s,
+    print(_row(f"batched model.generate ({ref_dtype}, one batch)", batched_tokens, batched_s, batched_tps))
+    print(_row(f"thinksafe --backend transformers ({ref_dtype})", hf_tokens, hf_s, batched_tps))
+    print(_row(f"naive loop ({ref_dtype}, first {min(args.naive_prompts, len(rendered))} prompts)", naive_tokens, naive_s,
                batched_tps))
     print()
     print(f"default path / batched generate: {default_tokens / default_s / batched_tps:.2f}x; "

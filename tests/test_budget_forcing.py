@@ -117,3 +117,19 @@ def config_sampling(config):
     from thinksafe.generation.backend import Sampling
 
     return Sampling(config.temperature, config.top_p, config.top_k)
+
+
+@pytest.mark.parametrize(("at_once", "batch_size", "calls"), [(None, 2, [4, 4, 1]), (5, 2, [5, 4]), (16, 2, [9])])
+def test_the_engine_hands_a_backend_as_many_requests_as_it_takes_at_once(tiny_loaded, tmp_path, at_once, batch_size, calls):
+    """vLLM takes a few hundred requests a call (``requests_at_once``); other backends get twice their batch."""
+    backend = ScriptedBackend(tiny_loaded.tokenizer, ("ok\n</think>", "stop_string", "</think>"))
+    if at_once is not None:
+        backend.requests_at_once = at_once
+    examples = [Example(id=f"p{i}", prompt=f"Question {i}?", benchmark="toy", split_type="asr") for i in range(9)]
+    config = GenerationConfig(thinking="prompted", thinking_budget=32, max_new_tokens=16, batch_size=batch_size)
+    out = tmp_path / "records.jsonl"
+    records = Engine(tiny_loaded, config, backend=backend, cache=GenerationCache(tmp_path / "cache")).run(
+        examples, out, progress=False)
+    assert [len(c) for c in backend.calls[::2]] == calls  # trace requests a chunk (each chunk then answers)
+    assert [len(c) for c in backend.calls[1::2]] == calls
+    assert sorted(r.id for r in records) == sorted(e.id for e in examples) and len(out.read_text().splitlines()) == 9

@@ -211,6 +211,27 @@ def test_a_planted_difference_survives_holm(tmp_path):
     assert rows["gsm8k accuracy"]["diff"] == 0 and rows["gsm8k accuracy"]["p_value"] == 1.0
 
 
+def test_a_comparison_with_too_few_changed_answers_says_so_instead_of_an_mdd(tmp_path):
+    """Two of 40 answers changed: no difference reaches 80% power, and the report and compare say why there is
+    no MDD rather than printing the mark of a row where it does not apply."""
+    from thinksafe.evals.compare import compare_evals, render_markdown
+    from thinksafe.report.contrast import contrast
+
+    a = {f"p{i}": [i < 8] for i in range(40)}
+    b = {f"p{i}": [i < 6] for i in range(40)}
+    gsm = {f"q{i}": [i % 2 == 0] for i in range(40)}
+    _write_eval(tmp_path / "a" / "eval", a, gsm)
+    _write_eval(tmp_path / "b" / "eval", b, gsm)
+    assert paired_mdd(40, 2 / 40) is None
+    rows = {r["metric"]: r for r in contrast(tmp_path / "a", tmp_path / "b", n_resamples=200)["rows"]}
+    assert rows["harmbench asr"]["mdd"] is None and rows["harmbench asr"]["mdd_note"] == "too few changed"
+    assert rows["harmbench refusal_rate"]["mdd_note"] == "too few changed"
+    assert rows["gsm8k accuracy"]["mdd_note"] == "too few changed"  # none changed there
+    assert all(r.get("mdd_note") is None for r in rows.values() if r["mdd"] is not None or r["n"] is None)
+    table = compare_evals(tmp_path / "a" / "eval", {"b": tmp_path / "b" / "eval"}, n_resamples=200)
+    assert "MDD none (too few changed)" in render_markdown(table)
+
+
 def test_compare_tests_every_set_with_holm_per_model(tmp_path):
     from statsmodels.stats.multitest import multipletests
 
@@ -268,6 +289,8 @@ def test_the_report_shows_each_differences_interval_p_and_holm(tmp_path, monkeyp
                  p_value=0.012, p_holm=0.036, q_bh=0.018, n=[50, 50]),
             _row("harmbench asr", 0.26, 0.15, test="McNemar (exact)", ci=[-0.2, -0.02], p_value=0.0433, p_holm=0.0866,
                  q_bh=0.0433, n=100),
+            _row("strongreject asr", 0.07, 0.05, test="McNemar (exact)", ci=[-0.08, 0.03], p_value=0.69, p_holm=1.0,
+                 q_bh=0.69, n=60, mdd_note="too few changed"),
             _row("performative share of stance changes", None, None, paired=False,
                  test="bootstrap of the difference, unpaired (traces)", n=[0, 0])]
     real = build.collect
@@ -281,6 +304,7 @@ def test_the_report_shows_each_differences_interval_p_and_holm(tmp_path, monkeyp
     cells = [c.split("</td>")[0] for c in table.split("<td>")[1:]]
     assert "[0.020, 0.290]" in cells and "0.043" in cells and "<b>0.036</b>" in cells and "0.087" in cells
     assert "(unpaired)" in table and "–" in cells
+    assert '<span class="note">too few changed</span>' in cells  # not the mark of a row where an MDD does not apply
     assert not any(c.strip().startswith("p =") for c in cells)
 
 

@@ -147,7 +147,8 @@ def _paired_cell(p: Mapping[str, Any] | None) -> str:
         return "-"
     ci = "" if p["ci"] is None else f" [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}]"
     dropped = f", {p['n_dropped']} unpaired left out" if p.get("n_dropped") else ""
-    mdd = "" if p.get("mdd") is None else f", MDD {p['mdd']:.2f}"
+    # without an MDD, too few answers changed for any difference to reach 80% power
+    mdd = f", MDD {p['mdd']:.2f}" if p.get("mdd") is not None else ", MDD none (too few changed)"
     return (f"{p['diff']:+.3f}{ci}, p {p['p_value']:.3f} ({p['p_holm']:.3f}){mdd}; "
             f"higher in base on {p['only_a']}, in b on {p['only_b']} of {p['n_paired']} prompts{dropped}")
 

@@ -104,6 +104,8 @@ class Backend(Protocol):
 
     name: str
     version: str  # enters cache keys: a different runtime is a different RNG stream and kernel set
+    # optional ``requests_at_once: int``: how many requests the engine hands ``generate`` in one call (a
+    # chunk, whose records are written when it ends); without it, twice the config's ``batch_size``
 
     def generate(
         self, requests: Sequence[GenerateRequest], on_tokens: Callable[[int], None] | None = None

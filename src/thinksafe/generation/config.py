@@ -8,6 +8,7 @@ from typing import Any
 from thinksafe.errors import ConfigError
 from thinksafe.generation.registry import BACKENDS
 from thinksafe.manifest import PLACEMENT_OPTIONS, placement_free
+from thinksafe.models.loader import DTYPES
 
 THINKING_CHOICES = ("auto", "native", "prompted", "off")
 ANSWER_MIN_TOKENS = 8  # measured: docs/performance.md, "Answers that are answers"
@@ -72,8 +73,8 @@ class GenerationConfig:
                 f"backend_options {', '.join(sorted(self.backend_options))} are vLLM settings; the transformers backend "
                 "takes none."
             )
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}.")
+        if self.dtype not in ("auto", *DTYPES):
+            raise ConfigError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {self.dtype!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

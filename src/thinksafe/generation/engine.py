@@ -216,7 +216,8 @@ class Engine:
         for i, job in pending:
             sharing.setdefault(job.key, []).append((i, job))
         unique = sorted((group[0][1] for group in sharing.values()), key=lambda j: len(j.rendered))
-        chunk = max(self.config.batch_size * 2, 1)
+        # a chunk's records reach the output (and the cache) when the chunk ends: what a killed run keeps
+        chunk = getattr(self.backend, "requests_at_once", None) or max(self.config.batch_size * 2, 1)
         start = time.perf_counter()
         with bar("generating", len(unique), enabled=progress) as row:
 

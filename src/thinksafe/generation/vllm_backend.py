@@ -269,6 +269,12 @@ class VLLMBackend:
     """vLLM generation; ``score`` uses ``prompt_logprobs``, or the transformers reference for hidden states."""
 
     name = "vllm"
+    # The engine hands vLLM this many requests at a time: its scheduler's default batch on CPU (256 sequences),
+    # so a whole evaluation set decodes as one batch. On a CPU a matrix product of a few dozen rows runs well
+    # below the speed of one of a few hundred; chunks of the transformers backend's size (64) made 0.88-0.91x
+    # the tokens a second on XSTest's 120 prompts and the same on HarmBench's (``bench/engine_chunks.py``). A
+    # killed run loses at most one chunk.
+    requests_at_once = 256
 
     def __init__(
         self,

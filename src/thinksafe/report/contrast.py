@@ -177,8 +177,11 @@ def eval_rows(side_a: Path, side_b: Path, *, n_resamples: int = 2000, seed: int 
             if t["n_dropped"]:
                 detail += f"; {t['n_dropped']} prompts on one side only left out"
             va, vb = (e["value"] if metric == e["metric"] else (e.get(metric) or {}).get("value") for e in (entry, other))
+            mdd = _observed_mdd(t)
+            # no MDD from paired prompts: too few answers changed for any difference to reach 80% power
+            note = {"mdd_note": "too few changed"} if mdd is None and t["n_paired"] else {}
             rows.append(_row(f"{bench} {metric}", va, vb, test=t["test"], ci=t["ci"], p_value=t["p_value"],
-                             n=t["n_paired"], n_dropped=t["n_dropped"], detail=detail, mdd=_observed_mdd(t)))
+                             n=t["n_paired"], n_dropped=t["n_dropped"], detail=detail, mdd=mdd, **note))
     return rows
 
 
